@@ -1,0 +1,100 @@
+"""Metrics against scikit-learn and tiny hand cases."""
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score, roc_curve
+from sklearn.neighbors import KNeighborsClassifier
+
+from cab420utils import metrics
+from cab420utils.sampling import PairSet
+
+
+@pytest.fixture
+def scored_pairs():
+    rng = np.random.default_rng(0)
+    same = rng.integers(0, 2, 2000)
+    scores = rng.normal(size=2000) + 1.2 * same
+    scores[:50] = np.round(scores[:50])  # ties
+    return scores, same
+
+
+def test_roc_auc_and_curve_match_sklearn(scored_pairs):
+    scores, same = scored_pairs
+    assert metrics.roc_auc(scores, same) == pytest.approx(roc_auc_score(same, scores), abs=1e-12)
+    fpr, tpr, _ = metrics.roc_curve(scores, same)
+    sk_fpr, sk_tpr, _ = roc_curve(same, scores, drop_intermediate=False)
+    np.testing.assert_allclose(fpr, sk_fpr)
+    np.testing.assert_allclose(tpr, sk_tpr)
+
+
+def test_hand_cases():
+    same = np.array([1, 1, 0, 0])
+    assert metrics.roc_auc([0.9, 0.8, 0.1, 0.2], same) == 1.0
+    assert metrics.roc_auc([0.1, 0.2, 0.9, 0.8], same) == 0.0
+    assert metrics.roc_auc([0.5, 0.5, 0.5, 0.5], same) == 0.5
+    assert metrics.equal_error_rate([0.9, 0.8, 0.1, 0.2], same) == 0.0
+    # one same pair below one different pair: FAR = FRR = 0.5 at the crossing
+    assert metrics.equal_error_rate([0.9, 0.1, 0.5, 0.0], same) == pytest.approx(0.5)
+    t = metrics.best_threshold([0.9, 0.8, 0.1, 0.2], same)
+    assert 0.2 < t <= 0.8
+    assert metrics.accuracy_at_threshold([0.9, 0.8, 0.1, 0.2], same, t) == 1.0
+
+
+def test_verification_threshold_comes_from_validation(scored_pairs):
+    scores, same = scored_pairs
+    report = metrics.verification_report(scores, same, scores + 100, same)  # validation shifted by +100
+    assert report["threshold (from validation)"] > 50  # chosen on validation, so test accuracy is poor
+    assert report["verification accuracy"] == pytest.approx(np.mean(same == 0))
+
+
+def test_bad_inputs_raise_clear_errors():
+    with pytest.raises(ValueError, match="one entry per pair"):
+        metrics.roc_auc([0.1, 0.2], [1, 0, 1])
+    with pytest.raises(ValueError, match="both same and different"):
+        metrics.roc_auc([0.1, 0.2], [1, 1])
+    with pytest.raises(ValueError, match="NaN"):
+        metrics.roc_auc([np.nan, 0.2], [1, 0])
+    with pytest.raises(ValueError, match="match one to one"):
+        metrics.identification_report(np.zeros((3, 2)), [0, 1])
+    with pytest.raises(ValueError, match="single image"):
+        metrics.identification_report(np.eye(3), [0, 0, 1])
+    with pytest.raises(ValueError, match=r"\(trials, N\)"):
+        metrics.one_shot_accuracy(np.zeros((3, 4)), [0, 1])
+
+
+def test_p_at_1_matches_leave_one_out_knn():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, 300)
+    emb = rng.normal(size=(300, 8)) + labels[:, None] * 0.6
+    report = metrics.identification_report(emb, labels)
+    correct = 0
+    for i in range(len(labels)):  # leave-one-out 1-NN with scikit-learn
+        keep = np.arange(len(labels)) != i
+        knn = KNeighborsClassifier(1).fit(emb[keep], labels[keep])
+        correct += knn.predict(emb[i:i + 1])[0] == labels[i]
+    assert report["P@1"] == pytest.approx(correct / len(labels))
+    assert report["P@1"] == metrics.precision_at_1(emb, labels)
+    assert report["P@1"] <= report["Recall@5"] <= report["Recall@10"]
+
+
+def test_map_at_r_hand_case():
+    # 1-D points, no ties: class A at 0, 1, 10; class B at 2.2, 11, 12.5.  R = 2 for every query.
+    emb = np.array([[0.0], [1.0], [10.0], [2.2], [11.0], [12.5]])
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    report = metrics.identification_report(emb, labels, ks=(1,))
+    # two nearest (hits): 0 -> 1(A), 2.2(B): AP 1/2;   1 -> 0(A), 2.2(B): 1/2;   10 -> 11(B), 12.5(B): 0
+    # 2.2 -> 1(A), 0(A): 0;   11 -> 10(A), 12.5(B): precision 1/2 at rank 2, AP (1/2)/2;   12.5 -> 11(B), 10(A): 1/2
+    assert report["MAP@R"] == pytest.approx((0.5 + 0.5 + 0 + 0 + 0.25 + 0.5) / 6)
+    assert report["R-precision"] == pytest.approx((0.5 + 0.5 + 0 + 0 + 0.5 + 0.5) / 6)
+
+
+def test_embedding_report_uses_distances():
+    emb = np.array([[0.0, 0], [0, 0.1], [5, 5], [5, 5.1]])
+    labels = np.array([0, 0, 1, 1])
+    pairs = PairSet(np.array([0, 0, 2, 1]), np.array([1, 2, 3, 3]), np.array([1.0, 0, 1, 0]))
+    report = metrics.embedding_report(emb, labels, pairs, emb, pairs)
+    assert report["ROC AUC"] == 1.0 and report["P@1"] == 1.0 and report["verification accuracy"] == 1.0
+
+
+def test_one_shot_accuracy():
+    scores = np.array([[0.1, 0.9, 0.0], [0.8, 0.1, 0.1]])
+    assert metrics.one_shot_accuracy(scores, [1, 2]) == 0.5

@@ -1,0 +1,74 @@
+"""The backbone, the Siamese wrappers, the profile switch and the recorder."""
+import json
+
+import keras
+import numpy as np
+import pytest
+
+import cab420utils
+from cab420utils import models, profiles, results, sampling
+
+
+def test_backbone_has_the_slides_parameter_count():
+    assert models.vgg_backbone().count_params() == models.SLIDES_PARAMETER_COUNT == 429_176
+
+
+def test_normalised_backbone_gives_unit_vectors():
+    e = models.embed(models.vgg_backbone(8, normalize=True), np.random.default_rng(0).integers(0, 255, (5, 28, 28)))
+    np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, rtol=1e-5)
+
+
+def test_siamese_models_are_symmetric():
+    keras.utils.set_random_seed(0)
+    backbone = models.vgg_backbone(8)
+    x = np.random.default_rng(0).integers(0, 255, (6, 28, 28, 1)).astype(np.float32)
+    for model in (models.siamese_bce_model(backbone), models.siamese_distance_model(backbone)):
+        ab = model.predict([x[:3], x[3:]], verbose=0)
+        ba = model.predict([x[3:], x[:3]], verbose=0)
+        np.testing.assert_allclose(ab, ba, rtol=1e-5, atol=1e-6)
+    d = models.triplet_model(backbone).predict([x[:2], x[:2], x[2:4]], verbose=0)
+    assert d.shape == (2, 2) and np.allclose(d[:, 0], 0, atol=1e-3)
+
+
+def first_epoch_loss(seed):
+    cab420utils.profiles.seed_everything(seed)
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 255, (200, 28, 28)).astype(np.uint8), np.repeat(np.arange(4), 50)
+    model = models.siamese_bce_model(models.vgg_backbone(8, filters=(4, 8), dense=(16,)))
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    history = model.fit(sampling.PairDataset(x, y, 128, 32, seed=seed), epochs=1, verbose=0)
+    return history.history["loss"][0]
+
+
+def test_same_seed_same_first_epoch_loss():
+    assert first_epoch_loss(3) == pytest.approx(first_epoch_loss(3), rel=1e-6)
+
+
+def test_profile_switch(monkeypatch):
+    monkeypatch.setenv("CAB420_PROFILE", "full")
+    assert profiles.resolve_profile()[0] == "full"
+    monkeypatch.setenv("CAB420_PROFILE", "fast")
+    run = profiles.setup("00-test", "Test", quiet=True)
+    assert run.profile == "fast" and run.pick(fast=1, full=2) == 1
+    monkeypatch.setenv("CAB420_PROFILE", "auto")
+    assert profiles.resolve_profile()[0] == ("full" if profiles.visible_gpus() else "fast")
+    monkeypatch.setenv("CAB420_PROFILE", "quick")
+    with pytest.raises(ValueError, match="Unknown profile 'quick'.*fast, full, auto"):
+        profiles.setup("00-test", "Test", quiet=True)
+
+
+def test_recorder_writes_json_and_embeddings(build_dir, monkeypatch):
+    monkeypatch.setenv("CAB420_PROFILE", "fast")
+    run = profiles.setup("00-test", "Test notebook", quiet=True)
+    emb, labels = np.random.default_rng(0).normal(size=(10, 3)), np.arange(10) % 2
+    path = results.record_results(run, {"P@1": 0.9, "ROC AUC": np.float32(0.95)}, references={"P@1": "raw 0.81"},
+                                  floors={"ROC AUC": 0.9}, embeddings=emb, labels=labels)
+    record = json.loads(path.read_text())
+    assert path == build_dir / "results" / "00-test.json"
+    assert record["metrics"] == {"P@1": 0.9, "ROC AUC": pytest.approx(0.95)}
+    assert record["profile"] == "fast" and record["floors"] == {"ROC AUC": 0.9} and record["seconds"] >= 0
+    saved = np.load(build_dir / "results" / "00-test" / "embeddings.npz")
+    np.testing.assert_allclose(saved["embeddings"], emb, rtol=1e-6)
+    assert results.load_results("00-")["title"] == "Test notebook"
+    with pytest.raises(ValueError, match="labels"):
+        results.record_results(run, {}, embeddings=emb, labels=labels[:3])

@@ -1,0 +1,163 @@
+"""tools/render_course.py: execute two tiny notebooks (one fails), render the site, re-render it."""
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import nbformat
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "tools" / "render_course.py"
+spec = importlib.util.spec_from_file_location("render_course", SCRIPT)
+render_course = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(render_course)
+
+GOOD_CODE = r'''
+import json, os, pathlib
+%matplotlib inline
+import matplotlib.pyplot as plt
+from matplotlib.animation import FuncAnimation
+from IPython.display import HTML, display
+
+fig, ax = plt.subplots(figsize=(2, 2))
+line, = ax.plot([0, 1], [0, 1])
+anim = FuncAnimation(fig, lambda i: line.set_ydata([0, i]), frames=2)
+display(HTML(anim.to_jshtml()))
+plt.show()
+
+record = {"notebook": "01-good", "title": "A good <little> notebook", "profile": "fast",
+          "device": "CPU (2 cores)", "seconds": 1.5,
+          "versions": {"python": "3", "tensorflow": "2", "keras": "3"},
+          "metrics": {"ROC AUC": 0.97213, "EER": 0.08, "P@1": None, "Recall@1": 0.5},
+          "references": {"ROC AUC": "slides' network: 0.97"},
+          "floors": {"ROC AUC": 0.95, "Recall@1": 0.9}}
+out = pathlib.Path(os.environ["CAB420_BUILD"]) / "results"
+out.mkdir(parents=True, exist_ok=True)
+(out / "01-good.json").write_text(json.dumps(record))
+'''
+
+
+def make_notebooks(folder: Path) -> None:
+    folder.mkdir(parents=True)
+    good = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# Good notebook heading\n\nSome text."),
+        nbformat.v4.new_code_cell(GOOD_CODE),
+    ])
+    bad = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("## Failing notebook\n"),
+        nbformat.v4.new_code_cell("x = 1"),
+        nbformat.v4.new_code_cell("raise ValueError('boom from the test')"),
+        nbformat.v4.new_code_cell("print('never runs')"),
+    ])
+    nbformat.write(good, folder / "01-good.ipynb")
+    nbformat.write(bad, folder / "02-bad.ipynb")
+
+
+class Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.targets = []
+
+    def handle_starttag(self, tag, attrs):
+        for name, value in attrs:
+            if name in ("href", "src") and value:
+                self.targets.append(value)
+
+
+def relative_targets(html_text: str) -> list[str]:
+    parser = Links()
+    parser.feed(html_text)
+    return [t for t in parser.targets if not urlparse(t).scheme and not t.startswith(("#", "//"))]
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    root = tmp_path_factory.mktemp("course")
+    make_notebooks(root / "notebooks")
+    build = root / "build"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CAB420_BUILD", str(build))
+        mp.setenv("CAB420_PROFILE", "fast")
+        code = render_course.main(["--notebooks", str(root / "notebooks"), "--build", str(build),
+                                   "--timeout", "120"])
+    return root, build, code
+
+
+def check_site(build: Path) -> None:
+    site = build / "site"
+    good_html = (site / "01-good.html").read_text()
+    assert "data:image/png;base64" in good_html
+    assert "animation" in good_html and "<script" in good_html  # to_jshtml passes through
+    assert (site / "02-bad.html").is_file()  # the partial run is rendered too
+    assert "boom from the test" in (site / "02-bad.html").read_text()
+
+    index = (site / "index.html").read_text()
+    assert "Comparing things with deep neural networks — CAB420 metric learning" in index
+    assert 'href="01-good.html"' in index and 'href="02-bad.html"' in index
+    assert "A good &lt;little&gt; notebook" in index  # title from the results JSON, escaped
+    assert "Failing notebook" in index  # title from the first markdown heading
+    assert "failed" in index and "cell 3: ValueError: boom from the test" in index
+    assert "<table" in index and "ROC AUC" in index and "0.972" in index and "0.950" in index
+    assert "slides&#x27; network: 0.97" in index
+    assert 'class="below"' in index  # Recall@1 0.5 < floor 0.9
+    assert "fast" in index and "CPU (2 cores)" in index
+    assert '<img src="results.png"' in index
+    assert "http://" not in index and "https://" not in index  # self-contained
+    for target in relative_targets(index):
+        assert (site / unquote(target)).is_file(), target
+
+    with open(site / "results.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["Notebook", "Metric", "Value", "Floor (asserted)", "Published / reference figure",
+                       "Profile", "Device", "Seconds"]
+    assert [r[:2] for r in rows[1:]] == [["01-good", m] for m in ("ROC AUC", "EER", "P@1", "Recall@1")]
+    assert rows[1][2:] == ["0.97213", "0.95", "slides' network: 0.97", "fast", "CPU (2 cores)", "1.5"]
+    assert rows[3][2] == ""  # a null metric
+    records = json.loads((site / "results.json").read_text())
+    assert [r["notebook"] for r in records] == ["01-good"]
+    assert (site / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_execute_and_render(course, capsys):
+    root, build, code = course
+    assert code != 0  # one notebook failed
+    assert (build / "executed" / "01-good.ipynb").is_file()
+    bad = nbformat.read(build / "executed" / "02-bad.ipynb", as_version=4)
+    assert bad.cells[1].execution_count == 1  # partially executed copy kept
+    assert bad.metadata["cab420"]["ok"] is False
+    assert nbformat.read(build / "executed" / "01-good.ipynb", as_version=4).metadata["cab420"]["ok"] is True
+    check_site(build)
+
+
+def test_no_execute_rerenders(course, capsys):
+    root, build, _ = course
+    shutil.rmtree(build / "site")
+    before = {p: p.stat().st_mtime_ns for p in (build / "executed").glob("*.ipynb")}
+    code = render_course.main(["--notebooks", str(root / "notebooks"), "--build", str(build), "--no-execute"])
+    assert code != 0  # the failed notebook is still failed
+    assert {p: p.stat().st_mtime_ns for p in (build / "executed").glob("*.ipynb")} == before  # nothing re-ran
+    check_site(build)
+    out = capsys.readouterr().out
+    assert "01-good" in out and "FAILED" in out
+
+    # --only restricts the work but the index still lists the whole course
+    code = render_course.main(["--build", str(build), "--no-execute", "--only", "01-"])
+    assert code == 0
+    assert "02-bad.html" in (build / "site" / "index.html").read_text()
+
+
+def test_write_index_without_results(tmp_path):
+    runs = [{"stem": "03-x", "title": "X & Y", "ok": None, "seconds": None, "error": None, "html": None}]
+    index = render_course.write_index(tmp_path, [], runs).read_text()
+    assert "X &amp; Y" in index and "not run" in index and "No results recorded yet." in index
+    assert not (tmp_path / "results.png").exists()
+    assert (tmp_path / "results.csv").read_text().splitlines() == [",".join(render_course.COLUMNS)]
+
+
+def test_nothing_to_do_fails(tmp_path):
+    assert render_course.main(["--notebooks", str(tmp_path / "none"), "--build", str(tmp_path / "b")]) == 1

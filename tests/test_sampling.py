@@ -1,0 +1,104 @@
+"""Samplers: balance, label correctness, no self-pairs, determinism, clear errors."""
+import numpy as np
+import pytest
+
+from cab420utils import sampling
+
+
+@pytest.fixture
+def labels():
+    # Unbalanced on purpose: class 2 is rare.
+    return np.repeat([0, 1, 2, 3], [500, 300, 5, 200])
+
+
+def test_pairs_are_balanced_correct_and_never_self(labels):
+    a, b, same = sampling.make_pairs(labels, 10_000, np.random.default_rng(0))
+    assert same.mean() == pytest.approx(0.5)
+    np.testing.assert_array_equal(labels[a] == labels[b], same == 1)
+    assert not np.any(a == b)
+    # classes are drawn uniformly, so the rare class appears about a quarter of the time in same pairs
+    share_rare = np.mean(labels[a[same == 1]] == 2)
+    assert 0.2 < share_rare < 0.3
+
+
+def test_pairs_same_seed_same_pairs_other_seed_other_pairs(labels):
+    first = sampling.make_pairs(labels, 100, np.random.default_rng(7))
+    again = sampling.make_pairs(labels, 100, np.random.default_rng(7))
+    other = sampling.make_pairs(labels, 100, np.random.default_rng(8))
+    for x, y in zip(first, again):
+        np.testing.assert_array_equal(x, y)
+    assert not np.array_equal(first[0], other[0])
+
+
+def test_a_class_with_one_sample_is_a_clear_error():
+    labels = np.array([0, 0, 1, 2, 2])
+    with pytest.raises(ValueError, match=r"fewer than 2 samples.*\[1\]"):
+        sampling.make_pairs(labels, 10, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="fewer than 2"):
+        sampling.make_triplets(labels, 10, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="two classes"):
+        sampling.make_pairs(np.zeros(5), 10, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="1-D"):
+        sampling.make_pairs(np.zeros((5, 2)), 10, np.random.default_rng(0))
+
+
+def test_triplets_have_the_right_labels(labels):
+    a, p, n = sampling.make_triplets(labels, 5000, np.random.default_rng(0))
+    assert np.all(labels[a] == labels[p])
+    assert np.all(labels[a] != labels[n])
+    assert not np.any(a == p)
+    counts = np.bincount(labels[a], minlength=4)
+    assert counts.min() > 5000 / 4 * 0.85  # anchors class-balanced
+
+
+def test_class_batches_hold_m_per_class(labels):
+    batches = sampling.make_class_batches(labels, 50, classes_per_batch=3, per_class=4,
+                                          rng=np.random.default_rng(0))
+    assert batches.shape == (50, 12)
+    for batch in batches:
+        classes, counts = np.unique(labels[batch], return_counts=True)
+        assert len(classes) == 3 and np.all(counts == 4)
+    with pytest.raises(ValueError, match="per_class"):
+        sampling.make_class_batches(labels, 1, 2, 1, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="classes_per_batch"):
+        sampling.make_class_batches(labels, 1, 9, 2, np.random.default_rng(0))
+
+
+def test_fixed_pairs_are_reproducible(labels):
+    p1, p2 = sampling.fixed_pairs(labels, 1000, seed=3), sampling.fixed_pairs(labels, 1000, seed=3)
+    np.testing.assert_array_equal(p1.a, p2.a)
+    assert len(p1) == 1000 and p1.same.sum() == 500
+
+
+def test_pair_dataset_is_fresh_each_epoch_and_reproducible(labels):
+    x = np.arange(len(labels), dtype=np.float32)[:, None, None] * np.ones((1, 4, 4), np.float32)  # pixel = index
+    ds = sampling.PairDataset(x, labels, 200, 64, seed=1)
+    assert len(ds) == 4
+    (xa, xb), same = ds[0]
+    assert xa.shape == (64, 4, 4, 1) and xa.dtype == np.float32 and same.shape == (64,)
+    first_epoch = ds.a.copy()
+    ds.on_epoch_end()
+    assert not np.array_equal(first_epoch, ds.a)
+    again = sampling.PairDataset(x, labels, 200, 64, seed=1)
+    np.testing.assert_array_equal(first_epoch, again.a)
+    # the images served match the labels of the pairs
+    (xa, xb), same = again[1]
+    ia, ib = xa[:, 0, 0, 0].astype(int), xb[:, 0, 0, 0].astype(int)
+    np.testing.assert_array_equal(labels[ia] == labels[ib], same == 1)
+
+
+def test_triplet_and_class_batch_datasets(labels):
+    x = np.zeros((len(labels), 4, 4), np.uint8)
+    (a, p, n), y = sampling.TripletDataset(x, labels, 100, 32, seed=0)[0]
+    assert a.shape == p.shape == n.shape == (32, 4, 4, 1) and y.shape == (32,)
+    ds = sampling.ClassBatchDataset(x, labels, n_batches=5, classes_per_batch=2, per_class=8, seed=0)
+    xb, yb = ds[4]
+    assert len(ds) == 5 and xb.shape == (16, 4, 4, 1)
+    assert sorted(np.unique(yb, return_counts=True)[1]) == [8, 8]
+
+
+def test_mismatched_images_and_labels_are_refused(labels):
+    with pytest.raises(ValueError, match="must match one to one"):
+        sampling.PairDataset(np.zeros((10, 4, 4)), labels, 10, 5, seed=0)
+    with pytest.raises(ValueError, match="images of shape"):
+        sampling.as_model_input(np.zeros(10))

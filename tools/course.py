@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Set up the course's environment and run its jobs, with nothing but python3.
+
+    python3 tools/course.py test      # set up, then unit tests + every notebook under nbval
+    python3 tools/course.py course    # set up, then execute every notebook and render build/site/
+    python3 tools/course.py bench     # set up, then the benchmarks
+    python3 tools/course.py setup     # only create/refresh .venv
+
+Set-up is idempotent: ``.venv`` is (re)installed only when pyproject.toml or
+the requested extras changed.  ``--gpu`` adds the CUDA wheels (``.[gpu]``).
+This file uses the standard library only, so it runs before anything is installed.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV = Path(os.environ.get("CAB420_VENV", ROOT / ".venv"))
+SHARED_DATA = ROOT.parent / "shared" / "datasets"
+
+
+def venv_python() -> Path:
+    return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def setup(extras: str) -> Path:
+    """Create ``.venv`` and install the project with ``extras`` unless already done."""
+    stamp = VENV / ".cab420-installed"
+    want = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + extras.encode()).hexdigest()
+    if stamp.is_file() and stamp.read_text().strip() == want and venv_python().exists():
+        return venv_python()
+    if not venv_python().exists():
+        print(f"Creating the virtual environment {VENV} ...", flush=True)
+        try:
+            venv.EnvBuilder(with_pip=True).create(VENV)
+        except Exception as error:  # Debian ships venv's pip separately
+            sys.exit(f"Could not create {VENV}: {error}\n"
+                     "On Debian/Ubuntu install the venv module first: sudo apt-get install python3-venv")
+    print(f"Installing the course's packages into {VENV} (extras: {extras}); the first time takes a few minutes ...",
+          flush=True)
+    pip = [str(venv_python()), "-m", "pip", "install", "--disable-pip-version-check", "--quiet"]
+    subprocess.run(pip + ["--upgrade", "pip"], check=True)
+    subprocess.run(pip + ["-e", f"{ROOT}[{extras}]"], check=True)
+    stamp.write_text(want + "\n")
+    return venv_python()
+
+
+def course_env(profile_default: str, build: Path) -> dict:
+    """The environment the jobs run in: data from ../shared/datasets when it is
+    there and nothing else was configured; build outputs in ``build``."""
+    env = dict(os.environ)
+    if not env.get("CAB420_DATA") and SHARED_DATA.is_dir():
+        env["CAB420_DATA"] = str(SHARED_DATA)
+    if env.get("CAB420_DATA"):
+        env["CAB420_DATA"] = str(Path(env["CAB420_DATA"]).expanduser().resolve())  # notebooks run in notebooks/
+    env.setdefault("CAB420_PROFILE", profile_default)
+    env.setdefault("CAB420_BUILD", str(build))
+    env.setdefault("KERAS_BACKEND", "tensorflow")
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env["PATH"] = f"{venv_python().parent}{os.pathsep}{env.get('PATH', '')}"
+    env.pop("MPLBACKEND", None)
+    return env
+
+
+def notebook_folders() -> list[str]:
+    return [str(ROOT / d) for d in ("notebooks", "solutions", "exercises") if any((ROOT / d).glob("*.ipynb"))]
+
+
+def run_tests(python: Path, extra_args: list[str]) -> int:
+    env = course_env("fast", ROOT / "build" / "test")
+    print(f"Testing with CAB420_PROFILE={env['CAB420_PROFILE']}, CAB420_DATA={env.get('CAB420_DATA', '(unset)')}",
+          flush=True)
+    command = [str(python), "-m", "pytest", str(ROOT / "tests"), *notebook_folders(),
+               "--nbval-lax", "--nbval-cell-timeout=3600", *extra_args]
+    rc = subprocess.run(command, cwd=ROOT, env=env).returncode
+    if rc == 5:  # pytest: "no tests were collected" — never a pass
+        print("pytest collected no tests: check that tests/ and notebooks/ exist in this checkout.", file=sys.stderr)
+        return 1
+    return rc
+
+
+def run_course(python: Path, extra_args: list[str]) -> int:
+    env = course_env("auto", ROOT / "build")
+    return subprocess.run([str(python), str(ROOT / "tools" / "render_course.py"), "--notebooks",
+                           str(ROOT / "notebooks"), "--build", env["CAB420_BUILD"], *extra_args],
+                          cwd=ROOT, env=env).returncode
+
+
+def run_bench(python: Path, extra_args: list[str]) -> int:
+    env = course_env("fast", ROOT / "build")
+    return subprocess.run([str(python), str(ROOT / "benchmarks" / "run.py"), *extra_args], cwd=ROOT,
+                          env=env).returncode
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("job", choices=("setup", "test", "course", "bench"))
+    parser.add_argument("--gpu", action="store_true", help="install TensorFlow's CUDA wheels too (extra 'gpu')")
+    args, rest = parser.parse_known_args(argv)
+    python = setup("dev,gpu" if args.gpu else "dev")
+    jobs = {"setup": lambda p, r: 0, "test": run_tests, "course": run_course, "bench": run_bench}
+    return jobs[args.job](python, rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

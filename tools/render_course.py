@@ -1,0 +1,452 @@
+"""Run the course notebooks and render them, with their results, as a small static site.
+
+    python tools/render_course.py [--notebooks notebooks] [--build build]
+                                  [--only PATTERN ...] [--timeout SECONDS] [--no-execute]
+
+For each notebook (sorted; only those whose name contains one of the ``--only``
+patterns, if given):
+
+1. execute it with nbclient (kernel ``python3``, cwd = the notebook's folder,
+   the environment inherited, so ``CAB420_PROFILE`` passes through, and
+   ``CAB420_BUILD`` set to ``--build`` so results land where this script reads
+   them) and save the executed copy, even a partial one, to
+   ``build/executed/<stem>.ipynb``;
+2. render that copy to ``build/site/<stem>.html`` (images embedded).
+
+Then write ``build/site/index.html`` (syllabus + results table + one chart),
+``results.csv``, ``results.json`` and ``results.png`` from
+``build/results/*.json``, print a summary, and exit non-zero if a notebook
+failed.  ``--no-execute`` skips step 1 and re-renders what ``build/`` holds.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import html
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import nbformat
+
+PAGE_TITLE = "Comparing things with deep neural networks — CAB420 metric learning"
+COLUMNS = ["Notebook", "Metric", "Value", "Floor (asserted)", "Published / reference figure",
+           "Profile", "Device", "Seconds"]
+RUN_KEY = "cab420"  # executed copies keep {ok, seconds, error, executed_at} under metadata[RUN_KEY]
+
+
+# --------------------------------------------------------------------------- execute
+def _error_line(exc: BaseException, nb, cell_index: int | None) -> str:
+    """'cell N: Name: message': a failed cell's exception (its traceback's last line, from
+    the error output), or the first line of any other failure (timeout, dead kernel)."""
+    from nbclient.exceptions import CellExecutionError
+
+    last = None
+    if isinstance(exc, CellExecutionError):
+        if cell_index is not None and cell_index < len(nb.cells):
+            for output in nb.cells[cell_index].get("outputs", []):
+                if output.get("output_type") == "error":
+                    last = f"{output.get('ename', '')}: {output.get('evalue', '')}"
+        if last is None and getattr(exc, "ename", None):
+            last = f"{exc.ename}: {exc.evalue}"
+    if last is None:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        last = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    last = " ".join(last.split())
+    if len(last) > 300:
+        last = last[:297] + "..."
+    return f"cell {cell_index + 1}: {last}" if cell_index is not None else last
+
+
+def execute_notebook(path, out_path, timeout=1800, env=None):
+    """Execute ``path`` in its own folder; save the executed copy to ``out_path``.
+
+    Returns ``(ok, seconds, error)``; ``error`` is ``'cell N: Name: message'`` or None.
+    A failing notebook is saved as far as it ran.  ``env`` (default: this
+    process's environment) is the kernel's environment.
+    """
+    from nbclient import NotebookClient
+
+    path, out_path = Path(path), Path(out_path)
+    nb = nbformat.read(path, as_version=4)
+    current = {"index": None}
+
+    def on_cell_execute(cell, cell_index):
+        current["index"] = cell_index
+
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent.resolve())}},
+                            on_cell_execute=on_cell_execute)
+    started = time.perf_counter()
+    error = None
+    try:
+        client.execute(env=dict(os.environ if env is None else env))
+    except Exception as exc:  # a failed cell, a timeout, a dead kernel: record it and go on
+        error = _error_line(exc, nb, current["index"])
+    seconds = time.perf_counter() - started
+    nb.metadata[RUN_KEY] = {"ok": error is None, "seconds": round(seconds, 1), "error": error,
+                            "executed_at": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, out_path)
+    return error is None, seconds, error
+
+
+# --------------------------------------------------------------------------- render
+def render_html(executed_path, html_path, source_dir=None):
+    """Render an executed notebook to a standalone HTML page (outputs' images are
+    data URIs; markdown images under ``source_dir`` are embedded too; HTML outputs
+    such as matplotlib's ``to_jshtml`` animations pass through untouched)."""
+    from nbconvert import HTMLExporter
+
+    executed_path, html_path = Path(executed_path), Path(html_path)
+    nb = nbformat.read(executed_path, as_version=4)
+    exporter = HTMLExporter(template_name="lab", embed_images=True)
+    source_dir = Path(source_dir) if source_dir else executed_path.parent
+    body, _ = exporter.from_notebook_node(
+        nb, resources={"metadata": {"name": executed_path.stem, "path": str(source_dir)}})
+    html_path.parent.mkdir(parents=True, exist_ok=True)
+    html_path.write_text(body, encoding="utf-8")
+    return html_path
+
+
+# --------------------------------------------------------------------------- results
+def load_results(results_dir) -> list[dict]:
+    """Every ``results_dir/*.json`` record, sorted by file name (unreadable files are reported and skipped)."""
+    records = []
+    for path in sorted(Path(results_dir).glob("*.json")):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            print(f"warning: skipping {path}: {exc}", file=sys.stderr)
+            continue
+        if not isinstance(record, dict):
+            print(f"warning: skipping {path}: not a JSON object", file=sys.stderr)
+            continue
+        record.setdefault("notebook", path.stem)
+        records.append(record)
+    return records
+
+
+def _number(value):
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    try:
+        return float(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+
+
+def _fmt(value, digits=3) -> str:
+    if value is None:
+        return ""
+    number = _number(value)
+    if number is None or isinstance(value, str):
+        return str(value)
+    return f"{number:.{digits}f}"
+
+
+def result_rows(records) -> list[dict]:
+    """One row per (notebook, metric): raw values plus whether the value is below its floor."""
+    rows = []
+    for record in records:
+        floors, references = record.get("floors") or {}, record.get("references") or {}
+        for metric, value in (record.get("metrics") or {}).items():
+            floor = floors.get(metric)
+            value_n, floor_n = _number(value), _number(floor)
+            rows.append({
+                "notebook": str(record.get("notebook", "")), "metric": str(metric), "value": value,
+                "floor": floor, "reference": references.get(metric), "profile": record.get("profile"),
+                "device": record.get("device"), "seconds": record.get("seconds"),
+                "below": value_n is not None and floor_n is not None and value_n < floor_n,
+                "missing": value_n is None and floor_n is not None,
+            })
+    return rows
+
+
+def write_results_figure(rows, png_path) -> Path | None:
+    """Horizontal bars of every numeric metric, with its floor as a black tick; None if nothing to plot."""
+    rows = [row for row in rows if _number(row["value"]) is not None]
+    if not rows:
+        return None
+    from matplotlib.figure import Figure  # no pyplot: Agg canvas, no global backend state
+
+    fig = Figure(figsize=(8, 1.0 + 0.32 * len(rows)), layout="constrained")
+    ax = fig.add_subplot()
+    ys = list(range(len(rows)))[::-1]
+    values = [_number(row["value"]) for row in rows]
+    colours = ["#c0392b" if row["below"] else "#2e86c1" for row in rows]
+    ax.barh(ys, values, color=colours, height=0.6)
+    floors = [(y, _number(row["floor"])) for y, row in zip(ys, rows) if _number(row["floor"]) is not None]
+    if floors:
+        ax.scatter([f for _, f in floors], [y for y, _ in floors], marker="|", s=300, color="black",
+                   linewidths=2.5, zorder=3, label="floor (asserted)")
+        ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize=8)
+    for y, value in zip(ys, values):
+        ax.annotate(f"{value:.3f}", (value, y), xytext=(3, 0), textcoords="offset points",
+                    va="center", fontsize=7)
+    ax.set_yticks(ys, [f"{row['notebook']} · {row['metric']}" for row in rows], fontsize=8)
+    ax.set_xlim(0, max(1.0, max(values + [f for _, f in floors]) * 1.12))
+    ax.set_xlabel("value (bars) against floor (black tick); red = below floor")
+    ax.grid(axis="x", alpha=0.3)
+    png_path = Path(png_path)
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png_path, dpi=110)
+    return png_path
+
+
+CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:70rem;margin:2rem auto;
+     padding:0 1rem;line-height:1.45;color:#222}
+h1{font-size:1.6rem;margin-bottom:.3rem} h2{margin-top:2rem;border-bottom:1px solid #ddd}
+.meta{color:#555} ol.syllabus li{margin:.3rem 0}
+.ok{color:#1e7e34;font-weight:600} .failed{color:#b02a37;font-weight:600} .unknown{color:#777}
+.error{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.85rem;color:#b02a37;display:block}
+table{border-collapse:collapse;width:100%;font-size:.92rem}
+th,td{border:1px solid #ddd;padding:.3rem .5rem;text-align:left;vertical-align:top}
+th{background:#f4f4f4} td.num{text-align:right;font-variant-numeric:tabular-nums}
+tr.below td{background:#fdecea} tr.below td.value{color:#b02a37;font-weight:700}
+img{max-width:100%} footer{margin-top:2rem;color:#777;font-size:.85rem}
+"""
+
+
+def _e(value) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def _href(name: str) -> str:
+    return html.escape(quote(name), quote=True)
+
+
+def _summary_values(records, key) -> str:
+    values = sorted({str(r.get(key)) for r in records if r.get(key) not in (None, "")})
+    return ", ".join(values) if values else "unknown"
+
+
+def _duration(seconds) -> str:
+    seconds = int(round(seconds or 0))
+    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m {seconds % 60:02d}s" if seconds >= 3600 else \
+        f"{seconds // 60}m {seconds % 60:02d}s"
+
+
+def write_index(site_dir, records, runs) -> Path:
+    """Write ``index.html``, ``results.csv``, ``results.json`` and ``results.png`` into ``site_dir``.
+
+    ``records``: the results JSON dicts.  ``runs``: one dict per notebook with
+    ``stem``, ``title``, ``html`` (page file name or None), ``ok`` (True/False/None),
+    ``seconds``, ``error`` and ``executed_at`` (ISO time or None).
+    """
+    site_dir = Path(site_dir)
+    site_dir.mkdir(parents=True, exist_ok=True)
+    rows = result_rows(records)
+    by_notebook = {str(r.get("notebook")): r for r in records}
+    pages = {run["stem"]: run.get("html") for run in runs}
+
+    # data files
+    with open(site_dir / "results.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(COLUMNS)
+        for row in rows:
+            writer.writerow(["" if row[k] is None else row[k] for k in
+                             ("notebook", "metric", "value", "floor", "reference", "profile", "device", "seconds")])
+    (site_dir / "results.json").write_text(json.dumps(records, indent=2), encoding="utf-8")
+    png = write_results_figure(rows, site_dir / "results.png")
+    if png is None:
+        (site_dir / "results.png").unlink(missing_ok=True)
+
+    # header line
+    run_seconds = [run["seconds"] for run in runs if run.get("seconds") is not None]
+    total = sum(run_seconds) if run_seconds else sum(_number(r.get("seconds")) or 0 for r in records)
+    now = datetime.datetime.now().astimezone()
+    ran = sorted(str(run["executed_at"]) for run in runs if run.get("executed_at"))
+    when = (f"ran {ran[-1].replace('T', ' ')} · " if ran else "") + f"rendered {now.isoformat(sep=' ', timespec='seconds')}"
+    failed = [run for run in runs if run.get("ok") is False]
+    meta = (f"Profile: <b>{_e(_summary_values(records, 'profile'))}</b> · "
+            f"device: <b>{_e(_summary_values(records, 'device'))}</b> · {_e(when)} · "
+            f"total time {_e(_duration(total))} · {len(runs)} notebook(s), {len(failed)} failed")
+
+    # syllabus
+    items = []
+    for run in runs:
+        stem = run["stem"]
+        number = re.match(r"\d+", stem)
+        title = (by_notebook.get(stem) or {}).get("title") or run.get("title") or stem
+        label = f"{number.group(0)}. {title}" if number else title
+        link = f'<a href="{_href(run["html"])}">{_e(label)}</a>' if run.get("html") else _e(label)
+        if run.get("ok") is True:
+            status = '<span class="ok">ok</span>'
+        elif run.get("ok") is False:
+            status = '<span class="failed">failed</span>'
+        else:
+            status = '<span class="unknown">not run</span>'
+        seconds = f" · {_duration(run['seconds'])}" if run.get("seconds") is not None else ""
+        error = f'<span class="error">{_e(run["error"])}</span>' if run.get("error") else ""
+        items.append(f"<li>{link} <small>({_e(stem)}{_e(seconds)})</small> — {status}{error}</li>")
+    syllabus = "\n".join(items) or "<li>No notebooks.</li>"
+
+    # results table
+    lines = []
+    for row in rows:
+        page = pages.get(row["notebook"])
+        name = f'<a href="{_href(page)}">{_e(row["notebook"])}</a>' if page else _e(row["notebook"])
+        flag = " ▼ below floor" if row["below"] else (" (missing)" if row["missing"] else "")
+        value = _fmt(row["value"]) if row["value"] is not None else "—"
+        below = ' class="below" title="below its floor"' if row["below"] else ""
+        lines.append(
+            f'<tr{below}><td>{name}</td><td>{_e(row["metric"])}</td>'
+            f'<td class="num value">{_e(value + flag)}</td><td class="num">{_e(_fmt(row["floor"]))}</td>'
+            f'<td>{_e(row["reference"])}</td><td>{_e(row["profile"])}</td><td>{_e(row["device"])}</td>'
+            f'<td class="num">{_e(_fmt(row["seconds"], 1))}</td></tr>')
+    if lines:
+        header = "".join(f"<th>{_e(c)}</th>" for c in COLUMNS)
+        table = (f'<table class="results">\n<thead><tr>{header}</tr></thead>\n<tbody>\n'
+                 + "\n".join(lines) + "\n</tbody>\n</table>")
+    else:
+        table = "<p>No results recorded yet.</p>"
+    figure = ('<p><img src="results.png" alt="Each notebook\'s metrics as bars, with their floors as black ticks">'
+              "</p>") if png else ""
+    downloads = ('<p>Download: <a href="results.csv">results.csv</a> · <a href="results.json">results.json</a>'
+                 "</p>")
+
+    page = f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{_e(PAGE_TITLE)}</title>
+<style>{CSS}</style>
+</head>
+<body>
+<h1>{_e(PAGE_TITLE)}</h1>
+<p class="meta">{meta}</p>
+<h2>Syllabus</h2>
+<ol class="syllabus">
+{syllabus}
+</ol>
+<h2>Results</h2>
+<p>Every metric the notebooks recorded. <b>Floor</b> is the value the notebook asserts it reaches;
+rows shaded red fell below it.</p>
+{table}
+{figure}
+{downloads}
+<footer>Generated by tools/render_course.py.</footer>
+</body>
+</html>
+"""
+    index = site_dir / "index.html"
+    index.write_text(page, encoding="utf-8")
+    return index
+
+
+# --------------------------------------------------------------------------- main
+def first_heading(nb) -> str | None:
+    """The text of the notebook's first markdown heading, if any."""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                match = re.match(r"\s*#{1,6}\s+(.+?)\s*#*\s*$", line)
+                if match:
+                    return match.group(1)
+    return None
+
+
+def _run_info(executed_path: Path) -> dict:
+    """Status, seconds, error and title stored in an executed copy."""
+    nb = nbformat.read(executed_path, as_version=4)
+    info = dict(nb.metadata.get(RUN_KEY) or {})
+    if not info:  # no record of the run: a copy with an error output failed
+        errors = [(i, o) for i, cell in enumerate(nb.cells) for o in cell.get("outputs", [])
+                  if o.get("output_type") == "error"]
+        info = {"ok": not errors, "seconds": None,
+                "error": (f"cell {errors[0][0] + 1}: {errors[0][1].get('ename')}: {errors[0][1].get('evalue')}"
+                          if errors else None)}
+    info["title"] = first_heading(nb)
+    return info
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--notebooks", type=Path, default=Path("notebooks"),
+                        help="folder of lecture notebooks (default: notebooks)")
+    parser.add_argument("--build", type=Path, default=Path(os.environ.get("CAB420_BUILD") or "build"),
+                        help="build folder (default: $CAB420_BUILD or build)")
+    parser.add_argument("--only", nargs="+", metavar="PATTERN", default=None,
+                        help="only notebooks whose file name contains one of these")
+    parser.add_argument("--timeout", type=int, default=1800, help="per-cell timeout in seconds (default 1800)")
+    parser.add_argument("--no-execute", action="store_true",
+                        help="render from existing build/executed/*.ipynb and build/results/*.json")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    build = args.build.resolve()
+    executed_dir, results_dir, site_dir = build / "executed", build / "results", build / "site"
+
+    if args.no_execute:
+        every = sorted(executed_dir.glob("*.ipynb"))
+    else:
+        every = sorted(args.notebooks.glob("*.ipynb"))
+    selected = [p for p in every if not args.only or any(pat in p.name for pat in args.only)]
+    if not selected:
+        print(f"No notebooks{' matching ' + ' '.join(args.only) if args.only else ''} in "
+              f"{executed_dir if args.no_execute else args.notebooks}", file=sys.stderr)
+        return 1
+
+    env = dict(os.environ, CAB420_BUILD=str(build))  # results land where we read them
+    env.pop("MPLBACKEND", None)  # let ipykernel choose its inline backend, so figures are captured
+    summary = []
+    for path in selected:
+        stem = path.stem
+        executed = executed_dir / f"{stem}.ipynb"
+        if not args.no_execute:
+            (results_dir / f"{stem}.json").unlink(missing_ok=True)  # a failed run leaves no stale results
+            print(f"[run] {path}", flush=True)
+            ok, seconds, error = execute_notebook(path, executed, args.timeout, env=env)
+            print(f"      {'ok' if ok else 'FAILED'} in {seconds:.1f} s" + (f" — {error}" if error else ""),
+                  flush=True)
+        source_dir = args.notebooks if args.notebooks.is_dir() else None
+        try:
+            render_html(executed, site_dir / f"{stem}.html", source_dir=source_dir)
+        except Exception as exc:
+            print(f"      could not render {executed}: {exc}", file=sys.stderr)
+            (site_dir / f"{stem}.html").unlink(missing_ok=True)
+        info = _run_info(executed)
+        summary.append((stem, info.get("ok"), info.get("seconds"), info.get("error"),
+                        (site_dir / f"{stem}.html").is_file()))
+
+    # syllabus: every notebook in the course, with the status its executed copy records
+    runs = []
+    for path in every:
+        stem = path.stem
+        executed = executed_dir / f"{stem}.ipynb"
+        info = _run_info(executed) if executed.is_file() else {"ok": None, "seconds": None, "error": None}
+        if not executed.is_file():
+            info["title"] = first_heading(nbformat.read(path, as_version=4))
+        runs.append({"stem": stem, "title": info.get("title"), "ok": info.get("ok"),
+                     "seconds": info.get("seconds"), "error": info.get("error"),
+                     "executed_at": info.get("executed_at"),
+                     "html": f"{stem}.html" if (site_dir / f"{stem}.html").is_file() else None})
+    records = load_results(results_dir)
+    index = write_index(site_dir, records, runs)
+
+    width = max([len("notebook")] + [len(s[0]) for s in summary])
+    print(f"\n{'notebook':<{width}}  {'status':<8}  {'seconds':>8}")
+    for stem, ok, seconds, error, rendered in summary:
+        status = "ok" if ok and rendered else "FAILED"
+        secs = f"{seconds:.1f}" if seconds is not None else "-"
+        print(f"{stem:<{width}}  {status:<8}  {secs:>8}" + (f"  {error}" if error else "")
+              + ("" if rendered else "  (not rendered)"))
+    print(f"\n{len(records)} result file(s); site: {index}")
+    return 0 if all(ok and rendered for _, ok, _, _, rendered in summary) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
