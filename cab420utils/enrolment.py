@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import metrics
+
 TRIPLET_KINDS = ("easy", "semi-hard", "hard")
 
 
@@ -123,12 +125,7 @@ def class_means(embeddings, labels) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _squared_distances(queries, references) -> np.ndarray:
-    q = np.asarray(queries, dtype=np.float64)
-    r = np.asarray(references, dtype=np.float64)
-    if q.ndim != 2 or r.ndim != 2 or q.shape[1] != r.shape[1]:
-        raise ValueError(f"queries and gallery must be (N, D) and (M, D) with the same D; got {q.shape} and {r.shape}")
-    d = (q * q).sum(1)[:, None] - 2.0 * q @ r.T + (r * r).sum(1)[None, :]
-    return np.maximum(d, 0.0)
+    return metrics.squared_distances(np.asarray(queries, dtype=np.float64), np.asarray(references, dtype=np.float64))
 
 
 def nearest(queries, gallery: Gallery, n: int = 1) -> tuple[np.ndarray, np.ndarray]:

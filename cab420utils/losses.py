@@ -97,6 +97,49 @@ class ContrastiveLoss(keras.losses.Loss):
         return {**super().get_config(), "margin": self.margin, "squared": self.squared}
 
 
+def _per_sample(batch_loss, y_pred):
+    """A whole-batch loss repeated once per sample.  Keras averages a loss's
+    per-sample values over the *global* batch; a loss that returns one number
+    skips that step, and under a multi-device strategy it would be summed over
+    the replicas instead of averaged (twice the loss on two GPUs)."""
+    return ops.ones((ops.shape(y_pred)[0],), dtype=batch_loss.dtype) * batch_loss
+
+
+def batch_contrastive_loss(labels, embeddings, margin: float = 1.0, squared: bool = True):
+    """Contrastive loss over *every pair* in a batch of labelled embeddings.
+
+    An m-per-class batch of ``B`` images holds ``B(B-1)/2`` pairs instead of
+    ``B/2``: every same-class pair is pulled together and every different-class
+    pair pushed out to ``margin``.  Different pairs far outnumber same pairs, so
+    the two halves are averaged separately and added (each pair kind weighs
+    the same, as in a balanced pair sampler)."""
+    positive, negative = _masks(labels)
+    positive, negative = ops.cast(positive, "float32"), ops.cast(negative, "float32")
+    distance = pairwise_distances(embeddings)
+    pull = distance
+    push = ops.maximum(margin - distance, 0.0)
+    if squared:
+        pull, push = ops.square(pull), ops.square(push)
+    pull = ops.sum(pull * positive) / ops.maximum(ops.sum(positive), 1.0)
+    push = ops.sum(push * negative) / ops.maximum(ops.sum(negative), 1.0)
+    return pull + push
+
+
+class OnlineContrastiveLoss(keras.losses.Loss):
+    """``batch_contrastive_loss`` as a Keras loss: ``y_true`` = class labels of the
+    batch, ``y_pred`` = its embeddings."""
+
+    def __init__(self, margin: float = 1.0, squared: bool = True, name: str = "online_contrastive", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.margin, self.squared = margin, squared
+
+    def call(self, y_true, y_pred):
+        return _per_sample(batch_contrastive_loss(y_true, y_pred, self.margin, self.squared), y_pred)
+
+    def get_config(self):
+        return {**super().get_config(), "margin": self.margin, "squared": self.squared}
+
+
 def triplet_margin_loss(d_pos, d_neg, margin: float = 0.2):
     """Margin triplet loss: ``max(d(a, p) - d(a, n) + margin, 0)``, mean over triplets.
     Zero once the negative is ``margin`` further from the anchor than the positive."""
@@ -123,6 +166,46 @@ def softmax_ratio_loss(d_pos, d_neg, form: str = "mse"):
     raise ValueError(f"form must be 'mse' or 'log', got {form!r}")
 
 
+def _distance_columns(y_pred):
+    """Split a triplet model's output ``[d(a, p), d(a, n)]`` (shape (batch, 2))."""
+    if len(_static_shape(y_pred)) != 2 or _static_shape(y_pred)[-1] not in (None, 2):
+        raise ValueError("a triplet loss expects y_pred of shape (batch, 2) = [d(a, p), d(a, n)] "
+                         f"(the output of models.triplet_model), got shape {_static_shape(y_pred)}")
+    return y_pred[:, 0], y_pred[:, 1]
+
+
+class TripletMarginLoss(keras.losses.Loss):
+    """``triplet_margin_loss`` as a Keras loss on a triplet model's output
+    ``[d(a, p), d(a, n)]``; ``y_true`` is ignored (Keras wants a target)."""
+
+    def __init__(self, margin: float = 0.2, name: str = "triplet_margin", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.margin = margin
+
+    def call(self, y_true, y_pred):
+        return triplet_margin_loss(*_distance_columns(y_pred), self.margin)
+
+    def get_config(self):
+        return {**super().get_config(), "margin": self.margin}
+
+
+class SoftmaxRatioLoss(keras.losses.Loss):
+    """``softmax_ratio_loss`` as a Keras loss on a triplet model's output
+    ``[d(a, p), d(a, n)]``; ``y_true`` is ignored."""
+
+    def __init__(self, form: str = "mse", name: str = "softmax_ratio", **kwargs):
+        if form not in ("mse", "log"):
+            raise ValueError(f"form must be 'mse' or 'log', got {form!r}")
+        super().__init__(name=name, **kwargs)
+        self.form = form
+
+    def call(self, y_true, y_pred):
+        return softmax_ratio_loss(*_distance_columns(y_pred), self.form)
+
+    def get_config(self):
+        return {**super().get_config(), "form": self.form}
+
+
 def _masks(labels):
     labels = ops.reshape(labels, (-1,))
     same = ops.equal(ops.expand_dims(labels, 0), ops.expand_dims(labels, 1))
@@ -143,6 +226,37 @@ def batch_all_triplet_loss(labels, embeddings, margin: float = 0.2):
     loss = ops.where(valid, ops.maximum(loss, 0.0), 0.0)
     active = ops.cast(loss > 1e-16, "float32")
     return ops.sum(loss) / (ops.sum(active) + 1e-16)
+
+
+def batch_all_softmax_ratio_loss(labels, embeddings, form: str = "mse"):
+    """Hoffer & Ailon's softmax-ratio loss over *every* valid (a, p, n) of a
+    batch, averaged.  It needs no mining: an easy triplet's loss is already
+    near zero, so the many easy triplets of a batch weigh little on their own."""
+    if form not in ("mse", "log"):
+        raise ValueError(f"form must be 'mse' or 'log', got {form!r}")
+    d = pairwise_distances(embeddings)
+    positive, negative = _masks(labels)
+    z = ops.expand_dims(d, 2) - ops.expand_dims(d, 1)          # z[a, p, n] = d(a, p) - d(a, n)
+    loss = ops.square(ops.sigmoid(z)) if form == "mse" else ops.softplus(z)
+    valid = ops.cast(ops.logical_and(ops.expand_dims(positive, 2), ops.expand_dims(negative, 1)), "float32")
+    return ops.sum(loss * valid) / ops.maximum(ops.sum(valid), 1.0)
+
+
+class OnlineSoftmaxRatioLoss(keras.losses.Loss):
+    """``batch_all_softmax_ratio_loss`` as a Keras loss: ``y_true`` = class labels
+    of an m-per-class batch, ``y_pred`` = its embeddings."""
+
+    def __init__(self, form: str = "mse", name: str = "online_softmax_ratio", **kwargs):
+        if form not in ("mse", "log"):
+            raise ValueError(f"form must be 'mse' or 'log', got {form!r}")
+        super().__init__(name=name, **kwargs)
+        self.form = form
+
+    def call(self, y_true, y_pred):
+        return _per_sample(batch_all_softmax_ratio_loss(y_true, y_pred, self.form), y_pred)
+
+    def get_config(self):
+        return {**super().get_config(), "form": self.form}
 
 
 def batch_semi_hard_triplet_loss(labels, embeddings, margin: float = 0.2):
@@ -194,7 +308,7 @@ class OnlineTripletLoss(keras.losses.Loss):
         self.margin, self.mining = margin, mining
 
     def call(self, y_true, y_pred):
-        return self.MINERS[self.mining](y_true, y_pred, self.margin)
+        return _per_sample(self.MINERS[self.mining](y_true, y_pred, self.margin), y_pred)
 
     def get_config(self):
         return {**super().get_config(), "margin": self.margin, "mining": self.mining}

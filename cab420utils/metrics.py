@@ -115,14 +115,25 @@ def _check_embeddings(embeddings, labels):
     return embeddings, labels
 
 
+def squared_distances(queries, references) -> np.ndarray:
+    """(N, M) squared Euclidean distances between every query row and every
+    reference row, as ``|q|^2 - 2 q.r + |r|^2`` (one matrix product), clamped
+    at 0 because rounding can make it slightly negative."""
+    q, r = np.asarray(queries), np.asarray(references)
+    if q.ndim != 2 or r.ndim != 2 or q.shape[1] != r.shape[1]:
+        raise ValueError(f"queries and references must be (N, D) and (M, D) with the same D; "
+                         f"got {q.shape} and {r.shape}")
+    d = np.einsum("ij,ij->i", q, q)[:, None] - 2.0 * q @ r.T + np.einsum("ij,ij->i", r, r)[None, :]
+    return np.maximum(d, 0.0)
+
+
 def _sorted_neighbour_labels(embeddings, labels, depth: int, chunk: int = 1024) -> np.ndarray:
     """(N, depth) labels of each point's nearest other points, nearest first
     (leave-one-out: a point is never its own neighbour)."""
-    sq = np.einsum("ij,ij->i", embeddings, embeddings)
     out = np.empty((len(embeddings), depth), dtype=labels.dtype)
     for start in range(0, len(embeddings), chunk):
         q = embeddings[start:start + chunk]
-        d = sq[start:start + chunk, None] - 2.0 * q @ embeddings.T + sq[None, :]
+        d = squared_distances(q, embeddings)
         rows = np.arange(len(q))
         d[rows, start + rows] = np.inf
         if depth < d.shape[1]:

@@ -109,6 +109,7 @@ class Run:
     seed: int
     device: str
     versions: dict[str, str]
+    distribution: str = "one device (no distribution)"
     started: float = field(default_factory=time.perf_counter)
 
     def pick(self, *, fast, full):
@@ -142,13 +143,17 @@ def setup(notebook: str, title: str, seed: int = 420, profile: str | None = None
     """Seed everything, choose the profile, print what runs where, start the clock."""
     name, reason = resolve_profile(profile)
     seed_everything(seed)
+    from . import distribute
+
+    training = distribute.describe(distribute.use())
     run = Run(notebook=notebook, title=title, profile=name, reason=reason, seed=seed,
-              device=describe_device(), versions=library_versions())
+              device=describe_device(), versions=library_versions(), distribution=training)
     if not quiet:
         versions = ", ".join(f"{k} {v}" for k, v in run.versions.items())
         print(f"{title}\n"
               f"  profile : {name.upper()} ({reason})\n"
               f"  device  : {run.device}\n"
+              f"  training: {training} (CAB420_DISTRIBUTION=none|mirrored)\n"
               f"  seed    : {seed}\n"
               f"  versions: {versions}")
     return run

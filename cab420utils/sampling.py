@@ -167,9 +167,18 @@ def as_model_input(images) -> np.ndarray:
 
 class _EpochSampler(keras.utils.PyDataset):
     """Shared machinery: draw a fresh set of indices at the start of each epoch
-    from ``default_rng([seed, epoch])``, so epoch ``e`` is the same on every rerun."""
+    from ``default_rng([seed, epoch])``, so epoch ``e`` is the same on every rerun.
 
-    def __init__(self, x, labels, n_items: int, batch_size: int, seed: int, **kwargs):
+    Epochs are counted by Keras' ``on_epoch_begin`` calls, not ``on_epoch_end``:
+    ``fit`` reads a batch to learn its shapes and then calls ``on_epoch_end``
+    *before* the first epoch, which would otherwise skip epoch 0.  So the first
+    training epoch sees exactly the batches drawn at construction (``data[i]``).
+    A second ``fit`` on the same object goes on with the next epochs; build a new
+    one with the same seed to replay the same batches.  ``redraw=False`` keeps
+    one draw for ever (fixed validation batches).
+    """
+
+    def __init__(self, x, labels, n_items: int, batch_size: int, seed: int, redraw: bool = True, **kwargs):
         super().__init__(**kwargs)
         x = as_model_input(x)
         labels = np.asarray(labels)
@@ -179,13 +188,20 @@ class _EpochSampler(keras.utils.PyDataset):
         self.index = ClassIndex.from_labels(labels)
         self.index.require_pairs()
         self.n_items, self.batch_size, self.seed = int(n_items), int(batch_size), int(seed)
-        self.epoch = 0
+        self.redraw = redraw
+        self.epoch, self._epochs_begun = 0, 0
         self._draw()
 
     def _draw(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def on_epoch_end(self) -> None:
+    def on_epoch_begin(self) -> None:
+        if self.redraw and self._epochs_begun > 0:
+            self.next_epoch()
+        self._epochs_begun += 1
+
+    def next_epoch(self) -> None:
+        """Draw the next epoch's items (Keras calls this through ``on_epoch_begin``)."""
         self.epoch += 1
         self._draw()
 
@@ -228,10 +244,11 @@ class ClassBatchDataset(_EpochSampler):
     """m-per-class batches for online mining: yields ``(x, labels)`` with
     ``classes_per_batch`` classes x ``per_class`` images in every batch."""
 
-    def __init__(self, x, labels, n_batches: int, classes_per_batch: int, per_class: int, seed: int, **kwargs):
+    def __init__(self, x, labels, n_batches: int, classes_per_batch: int, per_class: int, seed: int,
+                 redraw: bool = True, **kwargs):
         self.classes_per_batch, self.per_class = classes_per_batch, per_class
         super().__init__(x, labels, n_batches * classes_per_batch * per_class,
-                         classes_per_batch * per_class, seed, **kwargs)
+                         classes_per_batch * per_class, seed, redraw, **kwargs)
 
     def _draw(self) -> None:
         self.batches = make_class_batches(self.labels, len(self), self.classes_per_batch, self.per_class,

@@ -123,3 +123,59 @@ def test_batch_hard_hand_worked():
 def test_online_loss_rejects_unknown_miner():
     with pytest.raises(ValueError, match="mining"):
         losses.OnlineTripletLoss(mining="hardest")
+
+
+def test_batch_contrastive_hand_worked():
+    # 1-D embeddings: class 0 at 0 and 0.5, class 1 at 0.75 and 3.
+    labels = np.array([0, 0, 1, 1])
+    emb = np.array([[0.0], [0.5], [0.75], [3.0]], np.float32)
+    # same pairs (each counted both ways, which leaves the mean unchanged): d = 0.5 and 2.25
+    # different pairs: d = 0.75, 3, 0.25, 2.5 -> inside margin 1: 0.25 and 0.75 short
+    pull_sq, push_sq = (0.5 ** 2 + 2.25 ** 2) / 2, (0.25 ** 2 + 0.75 ** 2) / 4
+    assert value(losses.batch_contrastive_loss(labels, emb, 1.0)) == pytest.approx(pull_sq + push_sq, rel=1e-5)
+    pull, push = (0.5 + 2.25) / 2, (0.25 + 0.75) / 4
+    assert value(losses.batch_contrastive_loss(labels, emb, 1.0, squared=False)) == pytest.approx(pull + push, rel=1e-5)
+    as_keras = losses.OnlineContrastiveLoss(margin=1.0)(labels, emb)
+    assert value(as_keras) == pytest.approx(pull_sq + push_sq, rel=1e-5)
+
+
+def test_batch_contrastive_matches_pairs_loss_on_a_balanced_batch():
+    # the batch loss is the mean pair loss over all same pairs plus that over all different pairs
+    rng = np.random.default_rng(3)
+    labels = np.repeat(np.arange(3), 3)
+    emb = rng.normal(size=(9, 4)).astype(np.float32)
+    i, j = np.triu_indices(9, 1)
+    d = np.linalg.norm(emb[i] - emb[j], axis=1)
+    same = labels[i] == labels[j]
+    expected = value(losses.contrastive_loss(np.ones(same.sum()), d[same], 1.5)) + \
+        value(losses.contrastive_loss(np.zeros((~same).sum()), d[~same], 1.5))
+    assert value(losses.batch_contrastive_loss(labels, emb, 1.5)) == pytest.approx(expected, rel=1e-4)
+
+
+def test_keras_triplet_losses_read_the_triplet_models_output():
+    y_pred = np.array([[0.2, 1.0], [1.0, 0.5], [0.5, 0.6]], np.float32)
+    ignored = np.zeros(3)
+    assert value(losses.TripletMarginLoss(0.2)(ignored, y_pred)) == pytest.approx(0.8 / 3, rel=1e-5)
+    expected = value(losses.softmax_ratio_loss(y_pred[:, 0], y_pred[:, 1], "log"))
+    assert value(losses.SoftmaxRatioLoss("log")(ignored, y_pred)) == pytest.approx(expected)
+    with pytest.raises(ValueError, match=r"\(batch, 2\)"):
+        losses.TripletMarginLoss()(ignored, np.ones((3, 3), np.float32))
+    with pytest.raises(ValueError, match="form"):
+        losses.SoftmaxRatioLoss("hinge")
+
+
+@pytest.mark.parametrize("form", ["mse", "log"])
+def test_batch_softmax_ratio_is_the_mean_over_every_valid_triplet(form):
+    rng = np.random.default_rng(2)
+    labels = np.repeat(np.arange(3), 3)
+    emb = rng.normal(size=(9, 4)).astype(np.float32)
+    d = np.sqrt(((emb[:, None] - emb[None]) ** 2).sum(-1))
+    z = [d[a, p] - d[a, n] for a, p, n in itertools.permutations(range(9), 3)
+         if labels[a] == labels[p] and labels[a] != labels[n]]
+    z = np.array(z)
+    expected = np.mean(1 / (1 + np.exp(-z)) ** 2 if form == "mse" else np.log1p(np.exp(z)))
+    got = losses.batch_all_softmax_ratio_loss(labels, emb, form)
+    assert value(got) == pytest.approx(expected, rel=1e-4)
+    assert value(losses.OnlineSoftmaxRatioLoss(form)(labels, emb)) == pytest.approx(expected, rel=1e-4)
+    with pytest.raises(ValueError, match="form"):
+        losses.OnlineSoftmaxRatioLoss("hinge")

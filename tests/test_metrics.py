@@ -98,3 +98,13 @@ def test_embedding_report_uses_distances():
 def test_one_shot_accuracy():
     scores = np.array([[0.1, 0.9, 0.0], [0.8, 0.1, 0.1]])
     assert metrics.one_shot_accuracy(scores, [1, 2]) == 0.5
+
+
+def test_squared_distances_match_brute_force_and_refuse_mismatched_widths():
+    rng = np.random.default_rng(5)
+    q, r = rng.normal(size=(4, 3)), rng.normal(size=(6, 3))
+    expected = ((q[:, None] - r[None]) ** 2).sum(-1)
+    np.testing.assert_allclose(metrics.squared_distances(q, r), expected, atol=1e-12)
+    assert metrics.squared_distances(q, q).min() >= 0.0   # clamped: the diagonal is 0, never -1e-16
+    with pytest.raises(ValueError, match="same D"):
+        metrics.squared_distances(q, rng.normal(size=(6, 4)))

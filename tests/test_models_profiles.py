@@ -72,3 +72,14 @@ def test_recorder_writes_json_and_embeddings(build_dir, monkeypatch):
     assert results.load_results("00-")["title"] == "Test notebook"
     with pytest.raises(ValueError, match="labels"):
         results.record_results(run, {}, embeddings=emb, labels=labels[:3])
+
+
+def test_cosine_adam_decays_to_zero_and_refuses_no_steps():
+    from cab420utils import training
+    opt = training.cosine_adam(1e-2, steps=10, clipnorm=1.0)
+    schedule = opt._learning_rate if hasattr(opt, "_learning_rate") else opt.learning_rate
+    assert float(schedule(0)) == pytest.approx(1e-2)
+    assert float(schedule(10)) == pytest.approx(0.0, abs=1e-9)
+    assert opt.clipnorm == 1.0
+    with pytest.raises(ValueError, match="steps"):
+        training.cosine_adam(1e-3, steps=0)

@@ -93,6 +93,8 @@ def check_site(build: Path) -> None:
     good_html = (site / "01-good.html").read_text()
     assert "data:image/png;base64" in good_html
     assert "animation" in good_html and "<script" in good_html  # to_jshtml passes through
+    assert "cdnjs" not in good_html and "font-awesome" not in good_html  # offline: no CDN scripts or styles
+    assert ".fa-play::before" in good_html  # the animation's button icons, inline
     assert (site / "02-bad.html").is_file()  # the partial run is rendered too
     assert "boom from the test" in (site / "02-bad.html").read_text()
 
@@ -161,3 +163,36 @@ def test_write_index_without_results(tmp_path):
 
 def test_nothing_to_do_fails(tmp_path):
     assert render_course.main(["--notebooks", str(tmp_path / "none"), "--build", str(tmp_path / "b")]) == 1
+
+
+def test_check_links_finds_broken_and_network_references(tmp_path):
+    (tmp_path / "ok.html").write_text('<a href="#top">top</a><img src="data:image/png;base64,AA==">')
+    (tmp_path / "index.html").write_text(
+        '<a href="ok.html#x">fine</a> <a href="https://arxiv.org/abs/1412.6622">a paper: fine</a>'
+        '<a href="missing.html">broken</a> <img src="sub/plot%20a.png"> <img src="gone.png">'
+        '<script src="https://cdn.example.org/x.js"></script>'
+        '<link rel="stylesheet" href="//cdn.example.org/y.css"> <a href="../outside.html">outside</a>')
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "plot a.png").write_bytes(b"png")
+    (tmp_path.parent / "outside.html").write_text("")
+    checked, problems = render_course.check_links(tmp_path)
+    assert checked == 8
+    assert len(problems) == 5 and all(p.startswith("index.html: ") for p in problems)
+    for needle in ("missing.html", "gone.png", "x.js", "y.css", "outside.html"):
+        assert sum(needle in p for p in problems) == 1, needle
+
+
+def test_math_and_notebook_links_render_offline(tmp_path, monkeypatch):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(
+        "# Maths\n\nInline $a^2 + b^2$, display $$\\frac{1}{2}$$, "
+        "see [notebook 01](01-siamese-bce.ipynb#pairs) and [a paper](https://arxiv.org/abs/1412.6622).")])
+    nbformat.write(nb, tmp_path / "m.ipynb")
+    page = render_course.render_html(tmp_path / "m.ipynb", tmp_path / "m.html").read_text()
+    assert 'href="01-siamese-bce.html#pairs"' in page and 'href="https://arxiv.org/abs/1412.6622"' in page
+    assert "<script src=" not in page and "mathjax" not in page.lower()
+    assert (page.count("<math") == 2) == (importlib.util.find_spec("latex2mathml") is not None)
+
+    # without latex2mathml the TeX is shown as text, delimiters and all
+    monkeypatch.setitem(__import__("sys").modules, "latex2mathml.converter", None)
+    assert render_course.tex_to_html("a < b", display=False) == '<code class="tex">$a &lt; b$</code>'
+    assert render_course.tex_to_html("x", display=True) == '<code class="tex">$$x$$</code>'

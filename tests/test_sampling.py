@@ -77,7 +77,7 @@ def test_pair_dataset_is_fresh_each_epoch_and_reproducible(labels):
     (xa, xb), same = ds[0]
     assert xa.shape == (64, 4, 4, 1) and xa.dtype == np.float32 and same.shape == (64,)
     first_epoch = ds.a.copy()
-    ds.on_epoch_end()
+    ds.next_epoch()
     assert not np.array_equal(first_epoch, ds.a)
     again = sampling.PairDataset(x, labels, 200, 64, seed=1)
     np.testing.assert_array_equal(first_epoch, again.a)
@@ -102,3 +102,39 @@ def test_mismatched_images_and_labels_are_refused(labels):
         sampling.PairDataset(np.zeros((10, 4, 4)), labels, 10, 5, seed=0)
     with pytest.raises(ValueError, match="images of shape"):
         sampling.as_model_input(np.zeros(10))
+
+
+def test_fit_trains_on_the_batches_drawn_at_construction_then_fresh_ones(labels):
+    """Keras reads a batch and calls on_epoch_end before the first epoch; the
+    sampler must still start training on its epoch 0 (what ``data[i]`` shows)."""
+    import keras
+
+    x = np.arange(len(labels), dtype=np.float32)[:, None, None] * np.ones((1, 2, 2), np.float32)  # pixel = index
+
+    class Spy(sampling.ClassBatchDataset):
+        served, training = [], False
+
+        def on_epoch_begin(self):
+            super().on_epoch_begin()
+            self.training = True
+            self.served.append(set())
+
+        def __getitem__(self, i):
+            xb, yb = super().__getitem__(i)
+            if self.training:
+                self.served[-1].update(xb[:, 0, 0, 0].astype(int).tolist())
+            return xb, yb
+
+    ds = Spy(x, labels, 3, classes_per_batch=2, per_class=2, seed=4)
+    replay = sampling.ClassBatchDataset(x, labels, 3, classes_per_batch=2, per_class=2, seed=4)
+    fixed = sampling.ClassBatchDataset(x, labels, 2, classes_per_batch=2, per_class=2, seed=5, redraw=False)
+    fixed_batches = fixed.batches.copy()
+    model = keras.Sequential([keras.Input((2, 2, 1)), keras.layers.Flatten(), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    model.fit(ds, epochs=3, verbose=0, validation_data=fixed)
+    assert len(ds.served) == 3
+    assert ds.served[0] == set(np.concatenate(replay.batches).tolist())   # epoch 0 = the construction-time draw
+    replay.next_epoch()
+    assert ds.served[1] == set(np.concatenate(replay.batches).tolist())   # then epoch 1, 2, ... as on a rerun
+    assert ds.served[1] != ds.served[0]
+    np.testing.assert_array_equal(fixed.batches, fixed_batches)           # redraw=False: validation stays fixed

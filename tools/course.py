@@ -8,6 +8,9 @@
 
 Set-up is idempotent: ``.venv`` is (re)installed only when pyproject.toml or
 the requested extras changed.  ``--gpu`` adds the CUDA wheels (``.[gpu]``).
+``test`` also makes sure a headless browser is there for the rendered-site test
+(Debian's ``chromium``, installed with apt-get when running as root; otherwise
+that test skips, or fails under ``CAB420_REQUIRE_BROWSER=1``).
 This file uses the standard library only, so it runs before anything is installed.
 """
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -51,6 +55,53 @@ def setup(extras: str) -> Path:
     return venv_python()
 
 
+BROWSER_VARIABLE = "CAB420_CHROMIUM"  # the browser the site test drives; found or installed by ensure_chromium
+BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+BROWSER_PACKAGE = "chromium"  # Debian's package: /usr/bin/chromium
+
+
+def find_chromium() -> str | None:
+    """``$CAB420_CHROMIUM`` if it names a program, else the first Chromium on PATH."""
+    given = os.environ.get(BROWSER_VARIABLE)
+    if given and shutil.which(given):
+        return shutil.which(given)
+    return next((shutil.which(name) for name in BROWSER_NAMES if shutil.which(name)), None)
+
+
+def ensure_chromium() -> str | None:
+    """Find Chromium or, as root with apt-get, install Debian's package once, quietly.
+
+    Returns the browser's path, or None (after saying why) when it is not there
+    and cannot be installed here; the site test then skips, or fails when
+    ``CAB420_REQUIRE_BROWSER=1``.  ``CAB420_INSTALL_BROWSER=0`` turns installing off.
+    """
+    found = find_chromium()
+    if found or os.environ.get("CAB420_INSTALL_BROWSER") == "0":
+        return found
+    apt = shutil.which("apt-get")
+    if apt is None or not hasattr(os, "geteuid") or os.geteuid() != 0:
+        print(f"No Chromium found; the rendered-site test needs one: install Debian's '{BROWSER_PACKAGE}' "
+              f"(sudo apt-get install {BROWSER_PACKAGE}) or point {BROWSER_VARIABLE} at a Chromium/Chrome.",
+              flush=True)
+        return None
+    print(f"Installing Debian's {BROWSER_PACKAGE} for the rendered-site test (apt-get, once) ...", flush=True)
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    install = [apt, "install", "-y", "-qq", "--no-install-recommends", BROWSER_PACKAGE]
+    log = []
+
+    def quiet(command) -> bool:
+        done = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        log.append(done.stdout)
+        return done.returncode == 0
+
+    # the package lists may be missing or stale on a fresh machine: update only when installing fails
+    if not quiet(install) and not (quiet([apt, "update", "-qq"]) and quiet(install)):
+        tail = "\n".join("".join(log).strip().splitlines()[-8:])
+        print(f"Could not install {BROWSER_PACKAGE} with apt-get:\n{tail}", flush=True)
+        return None
+    return find_chromium()
+
+
 def course_env(profile_default: str, build: Path) -> dict:
     """The environment the jobs run in: data from ../shared/datasets when it is
     there and nothing else was configured; build outputs in ``build``."""
@@ -74,6 +125,9 @@ def notebook_folders() -> list[str]:
 
 def run_tests(python: Path, extra_args: list[str]) -> int:
     env = course_env("fast", ROOT / "build" / "test")
+    browser = ensure_chromium()
+    if browser:
+        env[BROWSER_VARIABLE] = browser
     print(f"Testing with CAB420_PROFILE={env['CAB420_PROFILE']}, CAB420_DATA={env.get('CAB420_DATA', '(unset)')}",
           flush=True)
     command = [str(python), "-m", "pytest", str(ROOT / "tests"), *notebook_folders(),

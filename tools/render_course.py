@@ -15,8 +15,17 @@ patterns, if given):
 
 Then write ``build/site/index.html`` (syllabus + results table + one chart),
 ``results.csv``, ``results.json`` and ``results.png`` from
-``build/results/*.json``, print a summary, and exit non-zero if a notebook
-failed.  ``--no-execute`` skips step 1 and re-renders what ``build/`` holds.
+``build/results/*.json``, check that every link and image in the site resolves,
+take a screenshot of the index with headless Chromium when one is installed
+(``build/site/screenshots/index.png``), print a summary, and exit non-zero if a
+notebook failed or a link is broken.  ``--no-execute`` skips step 1 and
+re-renders what ``build/`` holds.
+
+The pages work offline: nbconvert's lab template is used without its CDN
+scripts (require.js, MathJax, mermaid, widgets), LaTeX in markdown becomes
+MathML (which browsers draw natively) when ``latex2mathml`` is installed and
+stays as readable TeX otherwise, and matplotlib animations get their button
+icons from inline CSS instead of Font Awesome's CDN.
 """
 from __future__ import annotations
 
@@ -27,10 +36,15 @@ import html
 import json
 import os
 import re
+import shutil
+import signal
+import subprocess
 import sys
+import tempfile
 import time
+from html.parser import HTMLParser
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 import nbformat
 
@@ -97,21 +111,209 @@ def execute_notebook(path, out_path, timeout=1800, env=None):
 
 
 # --------------------------------------------------------------------------- render
-def render_html(executed_path, html_path, source_dir=None):
-    """Render an executed notebook to a standalone HTML page (outputs' images are
-    data URIs; markdown images under ``source_dir`` are embedded too; HTML outputs
-    such as matplotlib's ``to_jshtml`` animations pass through untouched)."""
-    from nbconvert import HTMLExporter
+# nbconvert's lab template, less everything it would fetch from a CDN: the pages
+# must render offline (a lecture room, a train, CI) and load nothing from elsewhere.
+OFFLINE_TEMPLATE = """{%- extends 'index.html.j2' -%}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block extra_css -%}<style type="text/css">{{ resources.cab420_css }}</style>{%- endblock extra_css -%}
+"""
+OFFLINE_TEMPLATE_NAME = "cab420-offline.html.j2"
 
+# matplotlib's to_jshtml() links Font Awesome from a CDN for its buttons' icons;
+# these text glyphs stand in for the ones it uses, so the controls show offline.
+PAGE_CSS = """
+.fa{font-style:normal;font-family:"DejaVu Sans",system-ui,sans-serif}
+.fa-minus::before{content:"\\2212"} .fa-plus::before{content:"+"}
+.fa-fast-backward::before{content:"|\\25C0\\25C0"} .fa-step-backward::before{content:"|\\25C0"}
+.fa-play::before{content:"\\25B6"} .fa-flip-horizontal{display:inline-block;transform:scaleX(-1)}
+.fa-pause::before{content:"\\275A\\275A"} .fa-step-forward::before{content:"\\25B6|"}
+.fa-fast-forward::before{content:"\\25B6\\25B6|"}
+math[display="block"]{margin:.6em 0;font-size:1.15em}
+code.tex{white-space:pre-wrap}
+"""
+FONT_AWESOME_LINK = re.compile(r"""<link\b[^>]*\bhref=["']https?://[^"']*font-awesome[^"']*["'][^>]*>""", re.IGNORECASE)
+
+
+def tex_to_html(tex: str, display: bool) -> str:
+    """LaTeX as MathML (via ``latex2mathml``, when installed); else the escaped TeX
+    between its delimiters, which still reads well."""
+    try:
+        from latex2mathml.converter import convert
+
+        return convert(tex.strip(), display="block" if display else "inline")
+    except Exception:  # not installed, or TeX it does not know: show the source
+        delimiters = ("$$", "$$") if display else ("$", "$")
+        return f'<code class="tex">{html.escape(delimiters[0] + tex + delimiters[1])}</code>'
+
+
+def _offline_exporter():
+    """An ``HTMLExporter`` for self-contained pages (see OFFLINE_TEMPLATE and tex_to_html)."""
+    from jinja2 import DictLoader, pass_context
+    from nbconvert import HTMLExporter
+    from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
+
+    class OfflineRenderer(IPythonRenderer):
+        def block_math(self, body):
+            return tex_to_html(body, display=True)
+
+        def inline_math(self, body):
+            return tex_to_html(body, display=False)
+
+        def latex_environment(self, name, body):
+            return tex_to_html(f"\\begin{{{name}}}{body}\\end{{{name}}}", display=True)
+
+        def link(self, text, url, title=None):
+            # a lecture links another as 'NN-name.ipynb'; in the site that page is 'NN-name.html'
+            parts = urlsplit(url)
+            if not parts.scheme and not parts.netloc and parts.path.endswith(".ipynb"):
+                url = parts._replace(path=parts.path[:-len(".ipynb")] + ".html").geturl()
+            return super().link(text, url, title)
+
+    class OfflineHTMLExporter(HTMLExporter):
+        @pass_context
+        def markdown2html(self, context, source):
+            cell = context.get("cell", {})
+            renderer = OfflineRenderer(
+                escape=False, attachments=cell.get("attachments", {}), embed_images=self.embed_images,
+                path=context.get("resources", {}).get("metadata", {}).get("path", ""),
+                anchor_link_text=self.anchor_link_text, exclude_anchor_links=self.exclude_anchor_links,
+                **self.lexer_options)
+            return MarkdownWithMath(renderer=renderer).render(source)
+
+    return OfflineHTMLExporter(template_name="lab", template_file=OFFLINE_TEMPLATE_NAME, embed_images=True,
+                               extra_loaders=[DictLoader({OFFLINE_TEMPLATE_NAME: OFFLINE_TEMPLATE})])
+
+
+def render_html(executed_path, html_path, source_dir=None):
+    """Render an executed notebook to a standalone, offline HTML page (outputs' images
+    are data URIs; markdown images under ``source_dir`` are embedded too; HTML outputs
+    such as matplotlib's ``to_jshtml`` animations pass through, less their CDN link)."""
     executed_path, html_path = Path(executed_path), Path(html_path)
     nb = nbformat.read(executed_path, as_version=4)
-    exporter = HTMLExporter(template_name="lab", embed_images=True)
     source_dir = Path(source_dir) if source_dir else executed_path.parent
-    body, _ = exporter.from_notebook_node(
-        nb, resources={"metadata": {"name": executed_path.stem, "path": str(source_dir)}})
+    body, _ = _offline_exporter().from_notebook_node(
+        nb, resources={"metadata": {"name": executed_path.stem, "path": str(source_dir)}, "cab420_css": PAGE_CSS})
+    body = FONT_AWESOME_LINK.sub("", body)
     html_path.parent.mkdir(parents=True, exist_ok=True)
     html_path.write_text(body, encoding="utf-8")
     return html_path
+
+
+# --------------------------------------------------------------------------- check
+class _References(HTMLParser):
+    """Every href/src in a page, with the tag (and rel) it sits on."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.found = []  # (tag, attribute, value, rel)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        for name in ("href", "src"):
+            if attrs.get(name):
+                self.found.append((tag, name, attrs[name].strip(), (attrs.get("rel") or "").lower()))
+
+
+def page_references(html_text: str) -> list[tuple[str, str, str, str]]:
+    """``(tag, attribute, value, rel)`` for every href/src in ``html_text``."""
+    parser = _References()
+    parser.feed(html_text)
+    return parser.found
+
+
+def check_links(site_dir) -> tuple[int, list[str]]:
+    """Check every page of the site: each relative href/src must name a file in it, and
+    nothing the page loads (scripts, images, stylesheets, frames) may come from the
+    network.  Links the reader follows to other sites are fine.
+
+    Returns ``(number of references checked, problems)``; each problem names the page.
+    """
+    site_dir = Path(site_dir).resolve()
+    checked, problems = 0, []
+    for page in sorted(site_dir.rglob("*.html")):
+        for tag, attribute, value, rel in page_references(page.read_text(encoding="utf-8", errors="replace")):
+            parts = urlsplit(value)
+            if parts.scheme in ("data", "mailto", "javascript") or value.startswith("#"):
+                continue
+            checked += 1
+            name = page.relative_to(site_dir).as_posix()
+            loads = tag != "a" and not (tag == "link" and "stylesheet" not in rel and "icon" not in rel)
+            if parts.scheme or value.startswith("//"):
+                if loads:
+                    problems.append(f"{name}: <{tag} {attribute}={value!r}> needs the network")
+                continue
+            target = (page.parent / unquote(parts.path)).resolve() if parts.path else page
+            if not target.is_file() or not target.is_relative_to(site_dir):
+                problems.append(f"{name}: <{tag} {attribute}={value!r}> -> no such file in the site")
+    return checked, problems
+
+
+# --------------------------------------------------------------------------- browser
+BROWSER_VARIABLE = "CAB420_CHROMIUM"  # tools/course.py sets it to the Chromium it found or installed
+BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+# Headless, and quiet on a closed network: no sandbox (root), no GPU, and none of the
+# background connections (updates, sync, QUIC) that would otherwise be attempted at start.
+BROWSER_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--hide-scrollbars", "--mute-audio")
+
+
+def find_chromium() -> str | None:
+    """``$CAB420_CHROMIUM`` if it names a program, else the first Chromium/Chrome on PATH."""
+    given = os.environ.get(BROWSER_VARIABLE)
+    if given and shutil.which(given):
+        return shutil.which(given)
+    return next((shutil.which(name) for name in BROWSER_NAMES if shutil.which(name)), None)
+
+
+def run_chromium(page, *flags, browser=None, timeout=60, budget_ms=5000) -> subprocess.CompletedProcess:
+    """Open ``page`` (a file) in headless Chromium with ``flags`` (e.g. ``--dump-dom``), in a
+    fresh profile; its scripts get ``budget_ms`` of virtual time, the whole run ``timeout`` s."""
+    browser = browser or find_chromium()
+    if browser is None:
+        raise FileNotFoundError(f"no Chromium found: install Debian's 'chromium' or set {BROWSER_VARIABLE}")
+    profile = tempfile.mkdtemp(prefix="cab420-chromium-")
+    command = [browser, *BROWSER_FLAGS, f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}",
+               *flags, Path(page).resolve().as_uri()]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)  # its own process group: a timeout ends all its helpers
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:  # it ended meanwhile
+            pass
+        process.communicate()
+        raise
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+    return subprocess.CompletedProcess(command, process.returncode, out, err)
+
+
+def screenshot(page, png_path, size=(1280, 1600), browser=None, timeout=60) -> Path:
+    """A PNG of ``page`` as headless Chromium draws it, ``size`` = (width, height) pixels."""
+    png_path = Path(png_path).resolve()
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    png_path.unlink(missing_ok=True)
+    done = run_chromium(page, f"--screenshot={png_path}", f"--window-size={size[0]},{size[1]}",
+                        browser=browser, timeout=timeout)
+    if not png_path.is_file():
+        tail = "\n".join(done.stderr.strip().splitlines()[-5:])
+        raise RuntimeError(f"Chromium wrote no screenshot of {page} (exit {done.returncode}):\n{tail}")
+    return png_path
+
+
+def dump_dom(page, browser=None, timeout=60) -> str:
+    """The page's DOM, serialised after it loaded and its scripts ran."""
+    done = run_chromium(page, "--dump-dom", browser=browser, timeout=timeout)
+    if done.returncode != 0 or not done.stdout.strip():
+        tail = "\n".join(done.stderr.strip().splitlines()[-5:])
+        raise RuntimeError(f"Chromium could not load {page} (exit {done.returncode}):\n{tail}")
+    return done.stdout
 
 
 # --------------------------------------------------------------------------- results
@@ -445,7 +647,24 @@ def main(argv=None) -> int:
         print(f"{stem:<{width}}  {status:<8}  {secs:>8}" + (f"  {error}" if error else "")
               + ("" if rendered else "  (not rendered)"))
     print(f"\n{len(records)} result file(s); site: {index}")
-    return 0 if all(ok and rendered for _, ok, _, _, rendered in summary) else 1
+
+    checked, problems = check_links(site_dir)
+    if problems:
+        print(f"links: {len(problems)} of {checked} reference(s) broken:", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+    else:
+        print(f"links: all {checked} reference(s) in {len(list(site_dir.rglob('*.html')))} page(s) resolve "
+              "within the site")
+    if find_chromium():
+        try:
+            shot = screenshot(index, site_dir / "screenshots" / "index.png")
+            print(f"screenshot: {shot}")
+        except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
+            print(f"screenshot: none ({exc})", file=sys.stderr)
+    else:
+        print(f"screenshot: none (no Chromium; install Debian's 'chromium' or set {BROWSER_VARIABLE})")
+    return 0 if all(ok and rendered for _, ok, _, _, rendered in summary) and not problems else 1
 
 
 if __name__ == "__main__":

@@ -1,0 +1,95 @@
+"""Differentiable glimpses for Attentive Recurrent Comparators (Shyam, Gupta &
+Dukkipati, ICML 2017), written with ``keras.ops``.
+
+A glimpse is an S x S view of an H x W image, taken through a grid of S x S
+Cauchy kernels (the DRAW idea, with Cauchy instead of Gaussian kernels as in
+ARC).  Three numbers place the grid:
+
+* ``x``, ``y``: its centre, in [-1, 1] across the image (-1 = left/top edge);
+* ``zoom`` in [-1, 1]: 0 spreads the S filters over the whole image, |zoom|
+  near 1 packs them together (a close-up).  Only |zoom| counts.
+
+The controller produces unbounded values; ``tanh`` maps them into [-1, 1].
+Everything is differentiable in the image *and* the three parameters, which is
+what lets the controller learn where to look.
+"""
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import ops
+
+MIN_STRIDE = 0.1   # pixels: a glimpse never collapses to a single point (keeps gradients finite)
+EPS = 1e-8
+
+
+def glimpse_geometry(params, image_size: int, glimpse_size: int):
+    """Filter centres and the shared stride from raw parameters ``(batch, 3)``.
+
+    Returns ``(mu, stride)``: ``mu`` (batch, 2, S) the centres of the S filters
+    along x (row 0) and y (row 1), in pixels; ``stride`` (batch,) the distance
+    between neighbouring filters, also the kernels' width (Cauchy gamma)."""
+    if glimpse_size < 2:
+        raise ValueError(f"glimpse_size must be at least 2, got {glimpse_size}")
+    p = ops.tanh(ops.convert_to_tensor(params, dtype="float32"))
+    span = float(image_size - 1)
+    centre = (p[:, :2] + 1.0) * span / 2.0                                   # (batch, 2) pixels
+    stride = ops.maximum(span / (glimpse_size - 1) * (1.0 - ops.abs(p[:, 2])), MIN_STRIDE)  # (batch,)
+    offsets = ops.arange(glimpse_size, dtype="float32") - (glimpse_size - 1) / 2.0  # (S,)
+    mu = centre[:, :, None] + stride[:, None, None] * offsets[None, None, :]      # (batch, 2, S)
+    return mu, stride
+
+
+def cauchy_filterbank(params, image_size: int, glimpse_size: int):
+    """The two (batch, S, image_size) filterbanks ``(fx, fy)``: row i of ``fx`` is
+    the Cauchy kernel ``1 / (pi g (1 + ((a - mu_i) / g)^2))`` over pixel columns
+    a, normalised to sum to 1 (so a glimpse of a constant image is that constant)."""
+    mu, stride = glimpse_geometry(params, image_size, glimpse_size)
+    pixels = ops.arange(image_size, dtype="float32")                    # (N,)
+    gamma = stride[:, None, None, None]                                  # (batch, 1, 1, 1)
+    z = (pixels[None, None, None, :] - mu[:, :, :, None]) / gamma        # (batch, 2, S, N)
+    kernel = 1.0 / (math.pi * gamma * (1.0 + ops.square(z)))
+    kernel = kernel / (ops.sum(kernel, axis=-1, keepdims=True) + EPS)
+    return kernel[:, 0], kernel[:, 1]
+
+
+def take_glimpse(images, params, glimpse_size: int):
+    """``(batch, S, S)`` glimpses of square images ``(batch, N, N)`` at ``params``
+    ``(batch, 3)``: ``fy @ image @ fx^T``."""
+    shape = tuple(images.shape)
+    if len(shape) != 3 or shape[1] != shape[2]:
+        raise ValueError(f"images must be square, shaped (batch, N, N); got {shape}")
+    if tuple(params.shape)[-1] != 3:
+        raise ValueError(f"params must be (batch, 3) = (x, y, zoom); got {tuple(params.shape)}")
+    fx, fy = cauchy_filterbank(params, shape[1], glimpse_size)
+    images = ops.cast(images, "float32")
+    return ops.matmul(ops.matmul(fy, images), ops.transpose(fx, (0, 2, 1)))
+
+
+def glimpse_box(params, image_size: int, glimpse_size: int):
+    """Where a glimpse looks, for drawing: ``(x0, y0, width)`` in pixels per row,
+    as NumPy, from the first to the last filter centre."""
+    mu, _ = glimpse_geometry(params, image_size, glimpse_size)
+    mu = ops.convert_to_numpy(mu)
+    return mu[:, 0, 0], mu[:, 1, 0], mu[:, 0, -1] - mu[:, 0, 0]
+
+
+class CauchyGlimpse(keras.layers.Layer):
+    """``take_glimpse`` as a layer: inputs ``[images (batch, N, N), params (batch, 3)]``."""
+
+    def __init__(self, glimpse_size: int = 8, **kwargs):
+        super().__init__(**kwargs)
+        if glimpse_size < 2:
+            raise ValueError(f"glimpse_size must be at least 2, got {glimpse_size}")
+        self.glimpse_size = glimpse_size
+
+    def call(self, inputs):
+        images, params = inputs
+        return take_glimpse(images, params, self.glimpse_size)
+
+    def compute_output_shape(self, input_shapes):
+        return (input_shapes[0][0], self.glimpse_size, self.glimpse_size)
+
+    def get_config(self):
+        return {**super().get_config(), "glimpse_size": self.glimpse_size}
