@@ -213,3 +213,18 @@ def one_shot_accuracy(scores, answers) -> float:
     if np.any((answers < 0) | (answers >= scores.shape[1])):
         raise ValueError(f"answers must be candidate indices in 0..{scores.shape[1] - 1}")
     return float(np.mean(np.argmax(scores, axis=1) == answers))
+
+
+def linear_probe(train_features, train_labels, test_features, test_labels, max_iter: int = 1000) -> float:
+    """Accuracy of a logistic regression trained on frozen ``train_features``
+    (standardised with the training features' mean and spread) on the test features."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from threadpoolctl import threadpool_limits
+
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=max_iter))
+    # One BLAS thread: beside TensorFlow's idle thread pool, more threads make L-BFGS ~50x slower.
+    with threadpool_limits(1):
+        probe.fit(np.asarray(train_features), np.asarray(train_labels))
+        return float((probe.predict(np.asarray(test_features)) == np.asarray(test_labels)).mean())
