@@ -148,6 +148,11 @@ def triplet_margin_loss(d_pos, d_neg, margin: float = 0.2):
     return ops.mean(ops.maximum(d_pos - d_neg + margin, 0.0))
 
 
+def _check_ratio_form(form: str) -> None:
+    if form not in ("mse", "log"):
+        raise ValueError(f"form must be 'mse' or 'log', got {form!r}")
+
+
 def softmax_ratio_loss(d_pos, d_neg, form: str = "mse"):
     """Hoffer & Ailon's (2015) triplet-network loss on plain distances.
 
@@ -156,14 +161,11 @@ def softmax_ratio_loss(d_pos, d_neg, form: str = "mse"):
     drives it to 0.  ``form='mse'`` is the paper's squared error ``p**2``;
     ``form='log'`` is the cross-entropy ``-log(1 - p) = softplus(d_pos - d_neg)``.
     """
+    _check_ratio_form(form)
     d_pos, d_neg = _flat(d_pos), _flat(d_neg)
     _check_same_shape("softmax_ratio_loss", d_pos=d_pos, d_neg=d_neg)
     z = d_pos - d_neg
-    if form == "mse":
-        return ops.mean(ops.square(ops.sigmoid(z)))
-    if form == "log":
-        return ops.mean(ops.softplus(z))
-    raise ValueError(f"form must be 'mse' or 'log', got {form!r}")
+    return ops.mean(ops.square(ops.sigmoid(z)) if form == "mse" else ops.softplus(z))
 
 
 def _distance_columns(y_pred):
@@ -194,8 +196,7 @@ class SoftmaxRatioLoss(keras.losses.Loss):
     ``[d(a, p), d(a, n)]``; ``y_true`` is ignored."""
 
     def __init__(self, form: str = "mse", name: str = "softmax_ratio", **kwargs):
-        if form not in ("mse", "log"):
-            raise ValueError(f"form must be 'mse' or 'log', got {form!r}")
+        _check_ratio_form(form)
         super().__init__(name=name, **kwargs)
         self.form = form
 
@@ -232,8 +233,7 @@ def batch_all_softmax_ratio_loss(labels, embeddings, form: str = "mse"):
     """Hoffer & Ailon's softmax-ratio loss over *every* valid (a, p, n) of a
     batch, averaged.  It needs no mining: an easy triplet's loss is already
     near zero, so the many easy triplets of a batch weigh little on their own."""
-    if form not in ("mse", "log"):
-        raise ValueError(f"form must be 'mse' or 'log', got {form!r}")
+    _check_ratio_form(form)
     d = pairwise_distances(embeddings)
     positive, negative = _masks(labels)
     z = ops.expand_dims(d, 2) - ops.expand_dims(d, 1)          # z[a, p, n] = d(a, p) - d(a, n)
@@ -247,8 +247,7 @@ class OnlineSoftmaxRatioLoss(keras.losses.Loss):
     of an m-per-class batch, ``y_pred`` = its embeddings."""
 
     def __init__(self, form: str = "mse", name: str = "online_softmax_ratio", **kwargs):
-        if form not in ("mse", "log"):
-            raise ValueError(f"form must be 'mse' or 'log', got {form!r}")
+        _check_ratio_form(form)
         super().__init__(name=name, **kwargs)
         self.form = form
 
