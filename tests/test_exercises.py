@@ -158,7 +158,10 @@ def report_lines(report):
 
 def test_a_stub_gets_a_plain_note_not_a_traceback():
     for check in (grading.check_balanced_pairs, grading.check_equal_error_rate, grading.check_triplet_loss,
-                  grading.check_semi_hard_negatives):
+                  grading.check_semi_hard_negatives, grading.check_contrastive_loss,
+                  grading.check_roc_auc_from_distances, grading.check_l2_normalize, grading.check_recall_at_k,
+                  grading.check_softmax_ratio_loss, grading.check_ratio_loss_gradient, grading.check_patch_pairs,
+                  grading.check_spatial_contrasting_loss):
         report = check(stub)
         assert report.not_written and not report.passed
         assert "not written yet" in str(report) and "Traceback" not in str(report)
@@ -228,6 +231,64 @@ def test_semi_hard_checks_say_what_is_wrong():
     assert "✗ each negative is the closest one further than the positive" in text
     assert "not further than the positive" in text
     assert "✓ negatives come from other classes" in text
+
+
+def test_checks_of_notebooks_02_to_06_pass_the_course_versions_and_catch_a_plausible_mistake():
+    from keras import ops
+
+    from cab420utils import contrasting, losses, models
+
+    def contrastive(same, a, b, margin=1.0):
+        return losses.contrastive_loss(same, losses.euclidean_distance(a, b), margin)
+
+    def contrastive_no_epsilon(same, a, b, margin=1.0):
+        d = ops.sqrt(ops.sum(ops.square(a - b), axis=-1))
+        same = ops.cast(ops.reshape(same, (-1,)), "float32")
+        return ops.mean(same * ops.square(d) + (1 - same) * ops.square(ops.maximum(margin - d, 0.0)))
+
+    def auc_ties_lost(distances, same):  # strict wins only: a tie counts 0, not half
+        d, same = np.asarray(distances), np.asarray(same).astype(bool)
+        return float(np.mean(d[same][:, None] < d[~same][None, :]))
+
+    def recall_with_self(e, labels, k):  # forgets to leave the query out
+        d = metrics.squared_distances(e, e)
+        return float(np.mean((np.asarray(labels)[np.argsort(d, axis=1)[:, :k]] == np.asarray(labels)[:, None]).any(1)))
+
+    def naive_ratio(d_pos, d_neg):
+        p = ops.exp(d_pos) / (ops.exp(d_pos) + ops.exp(d_neg))
+        return ops.mean(ops.square(p))
+
+    def rows_only(first, second):  # not symmetrised
+        return ops.mean(-ops.diagonal(ops.log_softmax(-contrasting.cross_distances(first, second), axis=1)))
+
+    def ratio_gradient(z, form="mse"):
+        s = 0.5 * (1 + np.tanh(0.5 * np.asarray(z, float)))
+        return s if form == "log" else 2 * s ** 2 * (1 - s)
+
+    def same_corner(images, p, rng):
+        first = contrasting.sample_patch_pairs(images, p, rng, flip=False).first
+        return first, first.copy()
+
+    assert grading.check_contrastive_loss(contrastive).passed
+    assert "✗ a finite gradient when the two embeddings" in str(grading.check_contrastive_loss(contrastive_no_epsilon))
+    assert grading.check_roc_auc_from_distances(lambda d, s: metrics.roc_auc(-np.asarray(d), s)).passed
+    assert "✗ a tie between a same and a different pair counts half" in str(
+        grading.check_roc_auc_from_distances(auc_ties_lost))
+    assert grading.check_l2_normalize(lambda x: models.L2Normalize()(x)).passed
+    assert "✗ a zero vector stays zero" in str(grading.check_l2_normalize(lambda x: x / ops.norm(x, axis=-1,
+                                                                                               keepdims=True)))
+    assert grading.check_recall_at_k(lambda e, y, k: metrics.identification_report(e, y, ks=(1, k))[
+        "P@1" if k == 1 else f"Recall@{k}"]).passed
+    assert "✗ leave-one-out" in str(grading.check_recall_at_k(recall_with_self))
+    assert grading.check_softmax_ratio_loss(losses.softmax_ratio_loss).passed
+    assert "✗ finite and right for distances in the hundreds" in str(grading.check_softmax_ratio_loss(naive_ratio))
+    assert grading.check_ratio_loss_gradient(ratio_gradient).passed
+    assert "✗ MSE form" in str(grading.check_ratio_loss_gradient(lambda z, form="mse": ratio_gradient(z, "log")))
+    assert grading.check_patch_pairs(lambda x, p, rng: (lambda pp: (pp.first, pp.second))(
+        contrasting.sample_patch_pairs(x, p, rng, flip=False))).passed
+    assert "✗ the two patches of an image are placed independently" in str(grading.check_patch_pairs(same_corner))
+    assert grading.check_spatial_contrasting_loss(contrasting.spatial_contrasting_loss).passed
+    assert "✗ symmetric" in str(grading.check_spatial_contrasting_loss(rows_only))
 
 
 def test_fallback_uses_the_reference_only_for_a_stub(capsys):

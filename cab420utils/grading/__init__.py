@@ -16,12 +16,23 @@ from .checks import (  # noqa: F401
     CheckReport,
     assert_checks_passed,
     check_balanced_pairs,
+    check_contrastive_loss,
     check_equal_error_rate,
+    check_l2_normalize,
+    check_patch_pairs,
+    check_ratio_loss_gradient,
+    check_recall_at_k,
+    check_roc_auc_from_distances,
     check_semi_hard_negatives,
+    check_softmax_ratio_loss,
+    check_spatial_contrasting_loss,
     check_triplet_loss,
     is_not_written,
     with_fallback,
 )
 
-__all__ = ["CheckReport", "assert_checks_passed", "check_balanced_pairs", "check_equal_error_rate",
-           "check_semi_hard_negatives", "check_triplet_loss", "is_not_written", "with_fallback"]
+__all__ = ["CheckReport", "assert_checks_passed", "check_balanced_pairs", "check_contrastive_loss",
+           "check_equal_error_rate", "check_l2_normalize", "check_patch_pairs", "check_ratio_loss_gradient",
+           "check_recall_at_k", "check_roc_auc_from_distances", "check_semi_hard_negatives",
+           "check_softmax_ratio_loss", "check_spatial_contrasting_loss", "check_triplet_loss", "is_not_written",
+           "with_fallback"]

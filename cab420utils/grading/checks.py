@@ -508,5 +508,691 @@ def check_semi_hard_negatives(function) -> CheckReport:
     ])
 
 
+
+# --------------------------------------------------------------------------- shared by the loss checks
+def _tensor(x):
+    from keras import ops
+
+    return ops.convert_to_tensor(np.asarray(x, np.float32))
+
+
+def _scalar(value) -> float:
+    shape = tuple(getattr(value, "shape", np.shape(value)))
+    if shape != ():
+        raise AssertionError(f"should return one number (the mean over the batch), got shape {shape}")
+    return float(_np(value))
+
+
+def _graph_problem(function, n_inputs: int, width: int = 4):
+    """None when ``function`` builds on symbolic (None, width) inputs, else what went wrong."""
+    import keras
+
+    if keras.config.backend() != "tensorflow":
+        return None
+    import tensorflow as tf
+
+    spec = tf.TensorSpec((None, width), tf.float32)
+    graph = tf.function(function, input_signature=[spec] * n_inputs)
+    try:
+        graph.get_concrete_function()
+    except Exception as error:  # noqa: BLE001
+        return (f"it cannot run inside a Keras model, on symbolic tensors ({describe_error(error)}); "
+                f"use keras.ops rather than NumPy")
+    return None
+
+
+def _gradient_problem(loss_of_variable, variable_value, where: str):
+    """None when the gradient of ``loss_of_variable(v)`` at ``variable_value`` is finite."""
+    import keras
+
+    if keras.config.backend() != "tensorflow":
+        return None
+    import tensorflow as tf
+
+    v = tf.Variable(np.asarray(variable_value, np.float32))
+    with tf.GradientTape() as tape:
+        value = loss_of_variable(v)
+    gradient = tape.gradient(value, v)
+    if gradient is None:
+        return "no gradient reaches the embeddings: compute the loss with keras.ops on the inputs"
+    if not np.all(np.isfinite(gradient.numpy())):
+        return f"the gradient is NaN {where}: the slope of a square root is infinite at 0"
+    return None
+
+
+# --------------------------------------------------------------------------- 2.1 contrastive loss
+def _contrastive(f, same, a, b, *margin):
+    return _scalar(f(_tensor(same), _tensor(a), _tensor(b), *margin))
+
+
+def _contrastive_scalar(f):
+    _contrastive(f, [1, 0, 1, 0], np.zeros((4, 3)), np.ones((4, 3)), 1.0)
+    return None
+
+
+def _contrastive_hand(f):
+    value = _contrastive(f, [1, 0, 0], [[0, 0], [0, 0], [1, 0]], [[0.6, 0.8], [0, 0.5], [-1, 0]], 1.0)
+    if abs(value - 1.25 / 3) > 1e-4:
+        return (f"a same pair at distance 1 costs 1, a different pair at 0.5 costs 0.25 and one at 2 costs 0 "
+                f"(margin 1), mean 0.4167; yours gives {value:.4f}")
+    return None
+
+
+def _contrastive_margin(f):
+    a, b = [[0.0, 0.0]], [[0.0, 0.5]]
+    small, large = _contrastive(f, [0], a, b, 0.5), _contrastive(f, [0], a, b, 2.0)
+    if abs(small) > 1e-5:
+        return f"a different pair 0.5 apart with margin 0.5 is far enough and should cost 0; yours gives {small:.4f}"
+    if abs(large - 2.25) > 1e-4:
+        return (f"the same different pair with margin 2 should cost (2 - 0.5)^2 = 2.25; yours gives {large:.4f}")
+    return None
+
+
+def _contrastive_same_pairs(f):
+    value = _contrastive(f, [1], [[0.0, 0.0, 0.0]], [[0.0, 2.0, 0.0]], 1.0)
+    if abs(value - 4.0) > 1e-4:
+        return (f"a same pair 2 apart should cost 2^2 = 4 whatever the margin (squared Euclidean distance); "
+                f"yours gives {value:.4f}")
+    return None
+
+
+def _contrastive_gradient_at_zero(f):
+    from keras import ops
+
+    b = np.array([[0.3, -0.2], [0.3, -0.2], [1.0, 1.0]], np.float32)
+    same = ops.convert_to_tensor(np.array([1.0, 0.0, 0.0], np.float32))
+    return _gradient_problem(lambda a: f(same, a, ops.convert_to_tensor(b), 1.0),
+                             [[0.3, -0.2], [0.3, -0.2], [1.0, 1.2]],
+                             "where the two embeddings of a pair coincide")
+
+
+def _contrastive_graph(f):
+    return _graph_problem(lambda same, a, b: f(same[:, 0], a, b, 1.0), 3)
+
+
+def check_contrastive_loss(function) -> CheckReport:
+    """Exercise 2.1: ``function(same, a, b, margin) -> scalar``."""
+    return _run("2.1", "contrastive loss", function, [
+        ("returns one number for a batch", _contrastive_scalar),
+        ("a hand-worked batch of three pairs", _contrastive_hand),
+        ("different pairs beyond the margin cost nothing, and the margin counts", _contrastive_margin),
+        ("same pairs cost their squared distance", _contrastive_same_pairs),
+        ("a finite gradient when the two embeddings of a pair coincide", _contrastive_gradient_at_zero),
+        ("runs inside a Keras model (symbolic tensors)", _contrastive_graph),
+    ])
+
+
+# --------------------------------------------------------------------------- 2.2 ROC AUC from distances
+def _auc(f, distances, same) -> float:
+    value = f(np.asarray(distances, dtype=float), np.asarray(same))
+    if np.ndim(value) != 0:
+        raise AssertionError(f"should return one number, got an array of shape {np.shape(value)}")
+    return float(value)
+
+
+def _auc_hand(f):
+    value = _auc(f, [0.1, 0.4, 0.3, 0.9], [1, 1, 0, 0])
+    if abs(value - 0.75) > 1e-9:
+        return (f"same pairs at 0.1 and 0.4, different pairs at 0.3 and 0.9: the same pair is the closer in 3 of "
+                f"the 4 (same, different) combinations, so the AUC is 0.75; yours gives {value:.4f}")
+    return None
+
+
+def _auc_extremes(f):
+    perfect = _auc(f, [0.1, 0.2, 0.8, 0.9], [1, 1, 0, 0])
+    if abs(perfect - 1) > 1e-9:
+        return f"every same pair closer than every different pair should give 1; yours gives {perfect:.4f}"
+    reversed_ = _auc(f, [0.1, 0.2, 0.8, 0.9], [0, 0, 1, 1])
+    if abs(reversed_) > 1e-9:
+        return f"every same pair further than every different pair should give 0; yours gives {reversed_:.4f}"
+    return None
+
+
+def _auc_ties(f):
+    tied = _auc(f, [0.5] * 6, [1, 0, 1, 0, 1, 0])
+    if abs(tied - 0.5) > 1e-9:
+        return f"all distances equal should give 0.5 (a tie counts half); yours gives {tied:.4f}"
+    partly = _auc(f, [0.2, 0.5, 0.5, 0.9], [1, 1, 0, 0])
+    if abs(partly - 0.875) > 1e-9:
+        return (f"same pairs at 0.2 and 0.5, different pairs at 0.5 and 0.9: 3 wins and one tie of 4, AUC 0.875; "
+                f"yours gives {partly:.4f}")
+    return None
+
+
+def _auc_order_only(f):
+    rng = np.random.default_rng(4)
+    same = rng.random(500) < 0.5
+    distances = np.abs(rng.normal(1.0 - 0.5 * same, 0.4))
+    plain, stretched = _auc(f, distances, same), _auc(f, np.exp(2 * distances), same)
+    if abs(plain - stretched) > 1e-9:
+        return (f"stretching the distances without changing their order changed your AUC ({plain:.4f} -> "
+                f"{stretched:.4f}): it should depend only on their order")
+    return None
+
+
+def _auc_reference(f):
+    from cab420utils import metrics
+
+    rng = np.random.default_rng(5)
+    same = rng.random(4000) < 0.3
+    distances = np.round(np.abs(rng.normal(1.0 - 0.4 * same, 0.5)), 2)  # rounded: many ties
+    value, expected = _auc(f, distances, same), metrics.roc_auc(-distances, same)
+    if abs(value - expected) > 1e-6:
+        return f"on 4,000 random pairs with ties yours gives {value:.6f}, the course's metrics {expected:.6f}"
+    return None
+
+
+def _auc_fast(f):
+    rng = np.random.default_rng(6)
+    same = np.arange(100_000) % 2 == 0
+    distances = rng.random(100_000) + 0.3 * ~same
+    _, seconds = _timed(f, distances, same)
+    if seconds > 2.0:
+        return (f"100,000 pairs took {seconds:.1f} s; sorting them takes a few hundredths of a second (is there a "
+                f"Python loop, or a table of every same pair against every different pair?)")
+    return None
+
+
+def check_roc_auc_from_distances(function) -> CheckReport:
+    """Exercise 2.2: ``function(distances, same) -> float``."""
+    return _run("2.2", "ROC AUC from distances", function, [
+        ("a hand-worked case of four pairs", _auc_hand),
+        ("perfect distances give 1, reversed ones 0", _auc_extremes),
+        ("a tie between a same and a different pair counts half", _auc_ties),
+        ("depends only on the order of the distances", _auc_order_only),
+        ("agrees with the course's metrics on 4,000 random pairs", _auc_reference),
+        ("fast: 100,000 pairs in under 2 s", _auc_fast),
+    ])
+
+
+
+# --------------------------------------------------------------------------- 4.1 L2 normalisation
+def _normalized(f, x):
+    out = _np(f(_tensor(x)))
+    if out.shape != np.shape(x):
+        raise AssertionError(f"should keep the shape of its input {np.shape(x)}, got {out.shape}")
+    return out
+
+
+def _norm_unit(f):
+    x = np.random.default_rng(7).normal(size=(6, 5)) * [[0.1], [1], [10], [100], [3], [0.5]]
+    out = _normalized(f, x)
+    lengths = np.linalg.norm(out, axis=-1)
+    if not np.allclose(lengths, 1.0, atol=1e-5):
+        return f"rows of lengths 0.1 to 100 came out with lengths {np.round(lengths, 4).tolist()}, not all 1"
+    return None
+
+
+def _norm_direction(f):
+    x = np.array([[3.0, 4.0], [-2.0, 0.0], [0.0, -0.5]])
+    out = _normalized(f, x)
+    expected = np.array([[0.6, 0.8], [-1.0, 0.0], [0.0, -1.0]])
+    if not np.allclose(out, expected, atol=1e-5):
+        return (f"[3, 4], [-2, 0] and [0, -0.5] should become [0.6, 0.8], [-1, 0] and [0, -1]; "
+                f"yours {np.round(out, 4).tolist()}")
+    return None
+
+
+def _norm_last_axis(f):
+    x = np.random.default_rng(8).normal(size=(2, 3, 4))
+    out = _normalized(f, x)
+    if not np.allclose(np.linalg.norm(out, axis=-1), 1.0, atol=1e-5):
+        return "an input of shape (2, 3, 4) should have each of its 6 vectors of 4 numbers at unit length"
+    return None
+
+
+def _norm_zero(f):
+    out = _normalized(f, [[0.0, 0.0, 0.0], [0.0, 3.0, 4.0]])
+    if not np.all(np.isfinite(out)):
+        return "a zero vector came out as NaN or infinity: dividing by a length of 0"
+    if not np.allclose(out[0], 0.0):
+        return f"a zero vector should come out as zeros, yours gives {np.round(out[0], 4).tolist()}"
+    tiny = _normalized(f, [[0.0, 1e-4]])
+    if abs(np.linalg.norm(tiny) - 1.0) > 1e-3:
+        return (f"a vector of length 0.0001 should still come out at unit length, yours at {np.linalg.norm(tiny):.4f}: "
+                f"keep the guard against zero far smaller than that")
+    return None
+
+
+def _norm_gradient(f):
+    from keras import ops
+
+    weights = ops.convert_to_tensor(np.array([[1.0, -2.0, 0.5], [0.3, 0.2, 0.1]], np.float32))
+    return _gradient_problem(lambda x: ops.sum(f(x) * weights), [[0.0, 0.0, 0.0], [1.0, 2.0, 2.0]],
+                             "where the input is a zero vector")
+
+
+def _norm_graph(f):
+    return _graph_problem(lambda x: f(x), 1)
+
+
+def check_l2_normalize(function) -> CheckReport:
+    """Exercise 4.1: ``function(x) -> x / |x|`` along the last axis."""
+    return _run("4.1", "L2 normalisation", function, [
+        ("every vector comes out at unit length", _norm_unit),
+        ("each vector keeps its direction", _norm_direction),
+        ("works along the last axis, for any leading axes", _norm_last_axis),
+        ("a zero vector stays zero; a short one still becomes unit length", _norm_zero),
+        ("a finite gradient at a zero vector", _norm_gradient),
+        ("runs inside a Keras model (symbolic tensors)", _norm_graph),
+    ])
+
+
+# --------------------------------------------------------------------------- 4.2 Recall@K
+def _recall(f, embeddings, labels, k) -> float:
+    value = f(np.asarray(embeddings, dtype=float), np.asarray(labels), k)
+    if np.ndim(value) != 0:
+        raise AssertionError(f"should return one number, got an array of shape {np.shape(value)}")
+    return float(value)
+
+
+def _recall_hand(f):
+    points, labels = [[0.0], [1.0], [2.4], [4.0], [10.0]], [0, 1, 0, 1, 1]
+    one, two = _recall(f, points, labels, 1), _recall(f, points, labels, 2)
+    if abs(one - 0.2) > 1e-9:
+        return (f"points 0, 1, 2.4, 4, 10 of classes 0 1 0 1 1: only the point at 10 has its own class nearest, so "
+                f"Recall@1 is 0.2; yours gives {one:.4f}")
+    if abs(two - 0.6) > 1e-9:
+        return (f"the same points at K = 2: those at 0, 4 and 10 find their class among their two nearest, so "
+                f"Recall@2 is 0.6; yours gives {two:.4f}")
+    return None
+
+
+def _recall_leave_one_out(f):
+    points = np.arange(10, dtype=float)[:, None] * [1.0, 0.0]
+    labels = np.arange(10) % 5   # each point's only classmate is 5 away, its nearest others 1 away
+    value = _recall(f, points, labels, 1)
+    if value > 1e-9:
+        return (f"ten points in a line whose classmates are all five steps away: no image's nearest *other* image "
+                f"shares its class, so Recall@1 is 0; yours gives {value:.4f} (is an image its own neighbour?)")
+    return None
+
+
+def _recall_p1(f):
+    from cab420utils import metrics
+
+    rng = np.random.default_rng(9)
+    labels = rng.integers(0, 6, 600)
+    e = rng.normal(size=(600, 8)) + labels[:, None] * 0.4
+    value, expected = _recall(f, e, labels, 1), metrics.precision_at_1(e, labels)
+    if abs(value - expected) > 1e-9:
+        return f"Recall@1 of 600 random points is the course's P@1, {expected:.4f}; yours gives {value:.4f}"
+    return None
+
+
+def _recall_reference(f):
+    from cab420utils import metrics
+
+    rng = np.random.default_rng(10)
+    labels = rng.integers(0, 8, 800)
+    e = rng.normal(size=(800, 4)) + labels[:, None] * 0.3
+    report = metrics.identification_report(e, labels, ks=(5, 10))
+    for k in (5, 10):
+        value = _recall(f, e, labels, k)
+        if abs(value - report[f"Recall@{k}"]) > 1e-9:
+            return f"on 800 random points Recall@{k} is {report[f'Recall@{k}']:.4f}; yours gives {value:.4f}"
+    return None
+
+
+def _recall_fast(f):
+    rng = np.random.default_rng(11)
+    labels = rng.integers(0, 10, 5000)
+    e = rng.normal(size=(5000, 32)).astype(np.float32)
+    _, seconds = _timed(f, e, labels, 10)
+    if seconds > 3.0:
+        return (f"5,000 images took {seconds:.1f} s; whole-array NumPy operations take about a second "
+                f"(is there a Python loop over the queries?)")
+    return None
+
+
+def check_recall_at_k(function) -> CheckReport:
+    """Exercise 4.2: ``function(embeddings, labels, k) -> float``."""
+    return _run("4.2", "Recall@K", function, [
+        ("a hand-worked case of five points", _recall_hand),
+        ("leave-one-out: an image is never its own neighbour", _recall_leave_one_out),
+        ("Recall@1 is the course's P@1", _recall_p1),
+        ("agrees with the course's metrics at K = 5 and 10", _recall_reference),
+        ("vectorised: 5,000 images in under 3 s", _recall_fast),
+    ])
+
+
+
+# --------------------------------------------------------------------------- 5.1 softmax-ratio loss
+def _ratio(f, d_pos, d_neg) -> float:
+    return _scalar(f(_tensor(np.reshape(d_pos, -1)), _tensor(np.reshape(d_neg, -1))))
+
+
+def _ratio_scalar(f):
+    _ratio(f, [0.5, 1.0, 2.0], [2.5, 1.0, 0.5])
+    return None
+
+
+def _ratio_undecided(f):
+    value = _ratio(f, [1.0, 3.0], [1.0, 3.0])
+    if abs(value - 0.25) > 1e-5:
+        return (f"when the positive and the negative are equally far, p+ = 1/2 and the loss 0.25; yours gives "
+                f"{value:.4f}")
+    return None
+
+
+def _ratio_hand(f):
+    log3 = float(np.log(3.0))
+    value = _ratio(f, [0.5, log3], [0.5 + log3, 0.0])
+    if abs(value - 0.3125) > 1e-5:
+        return (f"d+ = 0.5, d- = 0.5 + ln 3 gives p+ = 1/4 (loss 1/16), d+ = ln 3, d- = 0 gives p+ = 3/4 (loss "
+                f"9/16), mean 0.3125; yours gives {value:.4f}")
+    return None
+
+
+def _ratio_shift(f):
+    near, far = _ratio(f, [0.2, 1.5], [0.9, 0.4]), _ratio(f, [10.2, 11.5], [10.9, 10.4])
+    if abs(near - far) > 1e-5:
+        return (f"adding 10 to both distances of every triplet should not change the softmax over them "
+                f"({near:.4f} -> {far:.4f})")
+    return None
+
+
+def _ratio_large(f):
+    easy, violated = _ratio(f, [100.0], [200.0]), _ratio(f, [200.0], [100.0])
+    if not (np.isfinite(easy) and np.isfinite(violated)):
+        return "distances of 100 and 200 gave NaN or infinity: an exponential overflowed"
+    if abs(easy) > 1e-6 or abs(violated - 1) > 1e-6:
+        return (f"d+ = 100, d- = 200 should cost about 0 and d+ = 200, d- = 100 about 1; yours give {easy:.4f} "
+                f"and {violated:.4f}")
+    return None
+
+
+def _ratio_gradient(f):
+    from keras import ops
+
+    d_neg = ops.convert_to_tensor(np.array([150.0, 1.0, 0.5], np.float32))
+    return _gradient_problem(lambda d: f(d, d_neg), [300.0, 1.0, 0.7], "for distances in the hundreds")
+
+
+def _ratio_graph(f):
+    return _graph_problem(lambda d_pos, d_neg: f(d_pos[:, 0], d_neg[:, 0]), 2)
+
+
+def check_softmax_ratio_loss(function) -> CheckReport:
+    """Exercise 5.1: ``function(d_pos, d_neg) -> scalar``."""
+    return _run("5.1", "softmax-ratio loss", function, [
+        ("returns one number for a batch", _ratio_scalar),
+        ("an undecided triplet (d+ = d-) costs 0.25", _ratio_undecided),
+        ("a hand-worked batch of two triplets", _ratio_hand),
+        ("depends only on the difference of the two distances", _ratio_shift),
+        ("finite and right for distances in the hundreds", _ratio_large),
+        ("a finite gradient for distances in the hundreds", _ratio_gradient),
+        ("runs inside a Keras model (symbolic tensors)", _ratio_graph),
+    ])
+
+
+# --------------------------------------------------------------------------- 5.2 its gradient
+def _grad(f, z, form):
+    out = f(np.asarray(z, dtype=float), form)
+    out = np.asarray(out, dtype=float)
+    if out.shape != np.shape(z):
+        raise AssertionError(f"should return one gradient per entry of z, shape {np.shape(z)}, got {out.shape}")
+    return out
+
+
+def _autodiff(z, form):
+    import tensorflow as tf
+
+    from cab420utils import losses
+
+    z = tf.constant(np.asarray(z, np.float32).reshape(-1))
+    with tf.GradientTape() as tape:
+        tape.watch(z)
+        total = losses.softmax_ratio_loss(z, tf.zeros_like(z), form) * float(z.shape[0])
+    return tape.gradient(total, z).numpy()
+
+
+def _grad_at_zero(f):
+    mse, log = float(_grad(f, [0.0], "mse")[0]), float(_grad(f, [0.0], "log")[0])
+    if abs(mse - 0.25) > 1e-6:
+        return f"at z = 0, sigma = 1/2, so the MSE form's slope is 2 (1/2)^2 (1/2) = 0.25; yours gives {mse:.4f}"
+    if abs(log - 0.5) > 1e-6:
+        return f"at z = 0 the log form's slope is 0.5; yours gives {log:.4f}"
+    return None
+
+
+def _grad_autodiff(f, form):
+    z = np.linspace(-8, 8, 33)
+    got, expected = _grad(f, z, form), _autodiff(z, form)
+    worst = int(np.argmax(np.abs(got - expected)))
+    if abs(got[worst] - expected[worst]) > 1e-4:
+        return (f"at z = {z[worst]:.1f} automatic differentiation of the course's loss gives {expected[worst]:.5f}, "
+                f"yours {got[worst]:.5f}")
+    return None
+
+
+def _grad_shape(f):
+    z = np.random.default_rng(12).normal(size=(3, 4))
+    _grad(f, z, "mse")
+    _grad(f, z, "log")
+    return None
+
+
+def _grad_extremes(f):
+    z = np.array([-1000.0, -40.0, 40.0, 1000.0])
+    with np.errstate(all="ignore"):
+        mse, log = _grad(f, z, "mse"), _grad(f, z, "log")
+    if not (np.all(np.isfinite(mse)) and np.all(np.isfinite(log))):
+        return "at z = -1000, -40, 40 or 1000 it gave NaN or infinity"
+    if np.any(np.abs(mse) > 1e-10):
+        return f"far from 0 on either side the MSE form's slope is practically 0; yours gives {mse.tolist()}"
+    if np.any(np.abs(log - [0, 0, 1, 1]) > 1e-10):
+        return (f"the log form's slope tends to 0 for easy triplets and to 1 for violated ones; "
+                f"yours gives {log.tolist()}")
+    return None
+
+
+def check_ratio_loss_gradient(function) -> CheckReport:
+    """Exercise 5.2: ``function(z, form) -> dL/dz`` per triplet."""
+    return _run("5.2", "gradient of the softmax-ratio loss", function, [
+        ("the slopes at z = 0", _grad_at_zero),
+        ("MSE form: agrees with automatic differentiation from z = -8 to 8", lambda f: _grad_autodiff(f, "mse")),
+        ("log form: agrees with automatic differentiation from z = -8 to 8", lambda f: _grad_autodiff(f, "log")),
+        ("one gradient per entry, whatever the shape of z", _grad_shape),
+        ("finite, and right, for z far from 0 (up to 1000)", _grad_extremes),
+    ])
+
+
+
+# --------------------------------------------------------------------------- 6.1 patch pairs
+def _coded_images(n, height, width, channels=1):
+    """Images whose every pixel says where it is: image * 100,000 + row * 1,000 + col * 10 + channel."""
+    i, r, c, k = np.meshgrid(np.arange(n), np.arange(height), np.arange(width), np.arange(channels), indexing="ij")
+    return (i * 100_000 + r * 1_000 + c * 10 + k).astype(np.float64)
+
+
+def _patches(f, images, patch_size, seed=0):
+    result = f(images, patch_size, np.random.default_rng(seed))
+    if not isinstance(result, (tuple, list)) or len(result) != 2:
+        raise AssertionError("should return two arrays (first, second)")
+    first, second = (np.asarray(r) for r in result)
+    expected = (len(images), patch_size, patch_size, images.shape[-1])
+    for name, x in (("first", first), ("second", second)):
+        if x.shape != expected:
+            raise AssertionError(f"`{name}` should have shape {expected}, got {x.shape}")
+    return first, second
+
+
+def _corners_of(images, patches, patch_size):
+    """The (row, col) each patch was cut at, or None for a patch that is not a square of its own image."""
+    corners = []
+    for i, patch in enumerate(patches):
+        code = int(patch[0, 0, 0])
+        image, row, col = code // 100_000, code % 100_000 // 1_000, code % 1_000 // 10
+        ok = (image == i and row + patch_size <= images.shape[1] and col + patch_size <= images.shape[2]
+              and np.array_equal(patch, images[i, row:row + patch_size, col:col + patch_size]))
+        corners.append((row, col) if ok else None)
+    return corners
+
+
+def _patch_shapes(f):
+    try:
+        _patches(f, _coded_images(5, 12, 10, 3), 4)
+    except AssertionError as error:
+        return f"for 5 images of 12 x 10 pixels with 3 channels and patches of 4: it {error}"
+    return None
+
+
+def _patch_squares(f):
+    images = _coded_images(200, 10, 12, 2)
+    first, second = _patches(f, images, 5)
+    for name, patches in (("first", first), ("second", second)):
+        bad = [i for i, c in enumerate(_corners_of(images, patches, 5)) if c is None]
+        if bad:
+            return (f"`{name}[{bad[0]}]` is not a 5 x 5 square cut from image {bad[0]} ({len(bad)} of 200 are not; "
+                    f"rows and columns in order, every channel, inside the image)")
+    return None
+
+
+def _patch_uniform(f):
+    images = _coded_images(4000, 9, 9)
+    first, second = _patches(f, images, 4)   # 6 x 6 = 36 possible corners
+    for name, patches in (("first", first), ("second", second)):
+        corners = _corners_of(images, patches, 4)
+        counts = np.zeros((6, 6))
+        for c in corners:
+            if c is not None:
+                counts[c] += 1
+        if counts.min() == 0:
+            r, c = np.argwhere(counts == 0)[0]
+            return (f"of 4,000 `{name}` patches (4 x 4 in 9 x 9 images) none was cut at row {r}, column {c}: every "
+                    f"position inside the image should be possible, the last row and column included")
+        if counts.max() > 2.2 * counts.mean() or counts.min() < 0.45 * counts.mean():
+            return (f"the 36 possible positions of the `{name}` patches were drawn from {int(counts.min())} to "
+                    f"{int(counts.max())} times in 4,000: they should be about equally likely")
+    return None
+
+
+def _patch_independent(f):
+    images = _coded_images(2000, 8, 8)
+    first, second = _patches(f, images, 3)
+    same = np.mean([a == b for a, b in zip(_corners_of(images, first, 3), _corners_of(images, second, 3))])
+    if same > 0.1:
+        return (f"the two patches of an image were cut at the same place {same:.0%} of the time; drawn "
+                f"independently among 36 places it would be about 3%")
+    return None
+
+
+def _patch_seeded(f):
+    images = _coded_images(50, 10, 10)
+    first, again, other = _patches(f, images, 4, 5), _patches(f, images, 4, 5), _patches(f, images, 4, 6)
+    if not all(np.array_equal(x, y) for x, y in zip(first, again)):
+        return "two calls with generators seeded alike gave different patches: draw every random number from `rng`"
+    if all(np.array_equal(x, y) for x, y in zip(first, other)):
+        return "different seeds gave the same patches: draw every random number from `rng`"
+    return None
+
+
+def _patch_fast(f):
+    images = np.random.default_rng(0).integers(0, 256, (60_000, 28, 28, 1)).astype(np.float32)
+    _, seconds = _timed(f, images, 14, np.random.default_rng(0))
+    if seconds > 2.0:
+        return (f"60,000 images took {seconds:.1f} s; one fancy index takes a fraction of a second (is there a Python "
+                f"loop over the images?)")
+    return None
+
+
+def check_patch_pairs(function) -> CheckReport:
+    """Exercise 6.1: ``function(images, patch_size, rng) -> (first, second)``."""
+    return _run("6.1", "patch pairs", function, [
+        ("two arrays of (N, p, p, C) patches", _patch_shapes),
+        ("each patch is a p x p square of its own image", _patch_squares),
+        ("every position inside the image is about equally likely", _patch_uniform),
+        ("the two patches of an image are placed independently", _patch_independent),
+        ("the same seed gives the same patches", _patch_seeded),
+        ("vectorised: 60,000 images in under 2 s", _patch_fast),
+    ])
+
+
+# --------------------------------------------------------------------------- 6.2 spatial-contrasting loss
+def _sc(f, first, second) -> float:
+    return _scalar(f(_tensor(first), _tensor(second)))
+
+
+def _sc_scalar(f):
+    _sc(f, np.zeros((5, 3)), np.ones((5, 3)))
+    return None
+
+
+def _sc_hand(f):
+    value = _sc(f, [[0.0], [2.0]], [[0.5], [2.0]])
+    expected = 0.25 * (2 * np.log1p(np.exp(-1.5)) + np.log1p(np.exp(-1.0)) + np.log1p(np.exp(-2.0)))
+    if abs(value - expected) > 1e-4:
+        return (f"first patches at 0 and 2, second patches at 0.5 and 2 (distances [[0.5, 2], [1.5, 0]]): rows cost "
+                f"log(1 + e^-1.5) each, columns log(1 + e^-1) and log(1 + e^-2), mean of the halves {expected:.4f}; "
+                f"yours gives {value:.4f}")
+    return None
+
+
+def _sc_collapsed(f):
+    value = _sc(f, np.zeros((6, 4)), np.zeros((6, 4)))
+    if abs(value - np.log(6)) > 1e-4:
+        return f"every patch embedded at one point is chance among 6 images, log 6 = {np.log(6):.4f}; yours {value:.4f}"
+    return None
+
+
+def _sc_symmetric(f):
+    rng = np.random.default_rng(13)
+    a, b = rng.normal(size=(7, 3)), rng.normal(size=(7, 3))
+    forward, backward = _sc(f, a, b), _sc(f, b, a)
+    if abs(forward - backward) > 1e-4:
+        return (f"swapping the first and second patches changed the loss ({forward:.4f} -> {backward:.4f}): both "
+                f"directions, rows and columns, should count")
+    return None
+
+
+def _sc_euclidean(f):
+    value = _sc(f, [[0.0, 0.0], [0.0, 0.0]], [[0.0, 0.0], [0.0, 2.0]])
+    expected = 0.25 * (np.log1p(np.exp(-2.0)) + np.log1p(np.exp(2.0)) + 2 * np.log(2.0))
+    if abs(value - expected) > 1e-4:
+        return (f"first patches both at the origin, second patches at the origin and 2 away: logits minus the "
+                f"Euclidean (not squared) distance give {expected:.4f}; yours gives {value:.4f}")
+    return None
+
+
+def _sc_far(f):
+    value = _sc(f, [[0.0], [3000.0]], [[1000.0], [2000.0]])
+    if not np.isfinite(value):
+        return "distances in the thousands gave NaN or infinity: every e^-d underflowed to 0 before the log"
+    if abs(value) > 1e-4:
+        return (f"own patches 1,000 apart and the others 2,000 apart: the right answer wins by 1,000, loss about 0; "
+                f"yours gives {value:.4f}")
+    return None
+
+
+def _sc_gradient(f):
+    from keras import ops
+
+    second = ops.convert_to_tensor(np.array([[0.3, 0.1], [1.0, -1.0], [2.0, 0.5]], np.float32))
+    return _gradient_problem(lambda first: f(first, second), [[0.3, 0.1], [1.0, -1.0], [0.0, 0.0]],
+                             "where two embeddings coincide")
+
+
+def _sc_graph(f):
+    return _graph_problem(lambda first, second: f(first, second), 2)
+
+
+def check_spatial_contrasting_loss(function) -> CheckReport:
+    """Exercise 6.2: ``function(first, second) -> scalar``."""
+    return _run("6.2", "spatial-contrasting loss", function, [
+        ("returns one number for a batch", _sc_scalar),
+        ("a hand-worked batch of two images", _sc_hand),
+        ("a collapsed embedding costs log N", _sc_collapsed),
+        ("symmetric: both patches look for each other", _sc_symmetric),
+        ("logits are minus Euclidean (not squared) distances", _sc_euclidean),
+        ("finite and right for distances in the thousands", _sc_far),
+        ("a finite gradient where two embeddings coincide", _sc_gradient),
+        ("runs inside a Keras model (symbolic tensors)", _sc_graph),
+    ])
+
+
 __all__ = ["CheckReport", "assert_checks_passed", "with_fallback", "is_not_written", "check_balanced_pairs",
-           "check_equal_error_rate", "check_triplet_loss", "check_semi_hard_negatives"]
+           "check_equal_error_rate", "check_triplet_loss", "check_semi_hard_negatives",
+           "check_contrastive_loss", "check_roc_auc_from_distances", "check_l2_normalize", "check_recall_at_k",
+           "check_softmax_ratio_loss", "check_ratio_loss_gradient",
+           "check_patch_pairs", "check_spatial_contrasting_loss"]

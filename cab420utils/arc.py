@@ -1,0 +1,156 @@
+"""Attentive Recurrent Comparators (Shyam, Gupta & Dukkipati, ICML 2017), in Keras 3.
+
+An ARC compares two images the way a person spots a difference: it looks at
+one, then the other, then back, a small **glimpse** at a time, and an LSTM
+*controller* remembers what it has seen.  Where the next glimpse falls is
+computed from the controller's state, so the model learns where to look.
+After ``2 * glimpses_per_image`` glimpses (A, B, A, B, ...) the final hidden
+state says "same" or "different" through a small head.
+
+:class:`ARC` is the model; :func:`character_pairs` draws same/different pairs
+of Omniglot drawings (vectorised); :func:`lake_scores` scores Lake et al.'s
+one-shot runs; :func:`attention_trace` returns where every glimpse looked,
+for drawing.  The glimpse itself lives in :mod:`cab420utils.glimpses`.
+"""
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+from .glimpses import CauchyGlimpse
+
+
+@keras.saving.register_keras_serializable(package="cab420utils")
+class ARC(keras.Model):
+    """Attentive Recurrent Comparator over pairs of square grey images.
+
+    ``call([images_a, images_b])`` takes two ``(batch, N, N)`` arrays (ink = 1)
+    and returns one logit per pair (> 0: "same").  At step t the controller's
+    previous hidden state h gives the glimpse parameters ``W h`` (no bias, as in
+    the paper: the first glimpse, from h = 0, sees the whole image), the glimpse
+    is taken from image A at even steps and image B at odd ones, and it enters
+    an LSTM cell.  :meth:`encode` returns the final hidden state (notebook 09
+    feeds it to a context model); ``return_params=True`` also returns the
+    ``(batch, steps, 3)`` glimpse parameters, for drawing the attention.
+    """
+
+    def __init__(self, hidden: int = 128, glimpses_per_image: int = 8, glimpse_size: int = 8,
+                 head_units: int = 64, **kwargs):
+        super().__init__(**kwargs)
+        if glimpses_per_image < 1:
+            raise ValueError(f"glimpses_per_image must be at least 1, got {glimpses_per_image}")
+        self.hidden = int(hidden)
+        self.glimpses_per_image = int(glimpses_per_image)
+        self.glimpse_size = int(glimpse_size)
+        self.head_units = int(head_units)
+        self.cell = layers.LSTMCell(self.hidden, name="controller")
+        # Zero weights: every pair starts with a whole-image glimpse; the controller learns to move.
+        self.where = layers.Dense(3, use_bias=False, kernel_initializer="zeros", name="where")
+        self.glimpse = CauchyGlimpse(self.glimpse_size, name="glimpse")
+        self.head = keras.Sequential([layers.Dense(self.head_units, activation="elu"), layers.Dense(1)],
+                                     name="same_different")
+
+    @property
+    def steps(self) -> int:
+        return 2 * self.glimpses_per_image
+
+    def encode(self, images_a, images_b, training: bool = False, return_params: bool = False):
+        a = ops.cast(images_a, "float32")
+        b = ops.cast(images_b, "float32")
+        if len(a.shape) != 3 or tuple(a.shape[1:]) != tuple(b.shape[1:]) or a.shape[1] != a.shape[2]:
+            raise ValueError("ARC compares two batches of square images shaped (batch, N, N); "
+                             f"got {tuple(a.shape)} and {tuple(b.shape)}")
+        n = ops.shape(a)[0]
+        h = ops.zeros((n, self.hidden))
+        c = ops.zeros((n, self.hidden))
+        params = []
+        for t in range(self.steps):
+            where = self.where(h)
+            seen = self.glimpse([a if t % 2 == 0 else b, where])
+            h, (h, c) = self.cell(ops.reshape(seen, (n, self.glimpse_size ** 2)), [h, c], training=training)
+            params.append(where)
+        if return_params:
+            return h, ops.stack(params, axis=1)
+        return h
+
+    def call(self, inputs, training: bool = False):
+        images_a, images_b = inputs
+        return self.head(self.encode(images_a, images_b, training=training), training=training)[:, 0]
+
+    def get_config(self):
+        return {**super().get_config(), "hidden": self.hidden, "glimpses_per_image": self.glimpses_per_image,
+                "glimpse_size": self.glimpse_size, "head_units": self.head_units}
+
+
+def character_pairs(n_characters: int, n_drawers: int, n_pairs: int, rng: np.random.Generator,
+                    window: int | None = None):
+    """Draw ``n_pairs`` pairs of drawings, the first half of the same character.
+
+    Returns ``(char_a, drawer_a, char_b, drawer_b, same)`` index arrays, with
+    ``drawer_a != drawer_b`` always (a drawing is never compared with itself).
+    ``window``: a different pair's second character lies within ``window``
+    characters of the first in the set's order.  Omniglot numbers characters
+    alphabet by alphabet, so a small window mostly draws both from one alphabet
+    — the harder comparison the paper trains on.
+    """
+    if n_characters < 2 or n_drawers < 2:
+        raise ValueError(f"pairs need at least 2 characters and 2 drawings of each; got {n_characters} x {n_drawers}")
+    if n_pairs < 2:
+        raise ValueError(f"n_pairs must be at least 2 (half same, half different), got {n_pairs}")
+    if window is not None and window < 1:
+        raise ValueError(f"window must be at least 1 (or None for any character), got {window}")
+    same = np.arange(n_pairs) < n_pairs // 2
+    char_a = rng.integers(0, n_characters, n_pairs)
+    if window is None:
+        offset = rng.integers(1, n_characters, n_pairs)                 # any other character
+        other = (char_a + offset) % n_characters
+    else:
+        w = min(window, n_characters - 1)
+        step = rng.integers(1, w + 1, n_pairs) * rng.choice([-1, 1], n_pairs)
+        other = char_a + step
+        other = np.where((other < 0) | (other >= n_characters), char_a - step, other)   # reflect at the ends
+        other = np.clip(other, 0, n_characters - 1)
+        other = np.where(other == char_a, (char_a + 1) % n_characters, other)
+    char_b = np.where(same, char_a, other)
+    drawer_a = rng.integers(0, n_drawers, n_pairs)
+    drawer_b = (drawer_a + rng.integers(1, n_drawers, n_pairs)) % n_drawers
+    return char_a, drawer_a, char_b, drawer_b, same
+
+
+def pair_scores(model: ARC, images_a, images_b, batch_size: int = 500, both_orders: bool = True) -> np.ndarray:
+    """The model's same-logit for each pair; with ``both_orders`` the mean of
+    (A, B) and (B, A) — ARC is not symmetric by construction, so averaging the
+    two orders is a free improvement at test time."""
+    a = np.asarray(images_a, np.float32)
+    b = np.asarray(images_b, np.float32)
+    if a.shape != b.shape:
+        raise ValueError(f"images_a and images_b must have the same shape; got {a.shape} and {b.shape}")
+    out = []
+    for start in range(0, len(a), batch_size):
+        xa, xb = a[start:start + batch_size], b[start:start + batch_size]
+        s = ops.convert_to_numpy(model([xa, xb]))
+        if both_orders:
+            s = 0.5 * (s + ops.convert_to_numpy(model([xb, xa])))
+        out.append(s)
+    return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
+def lake_scores(model: ARC, runs, batch_size: int = 500, both_orders: bool = True) -> np.ndarray:
+    """``(runs, 20 test, 20 training)`` same-scores of every test image of each
+    of Lake's runs against the run's 20 training images (naive ARC: the decision
+    is the argmax over the last axis)."""
+    tests = np.stack([r.test_images for r in runs])       # (R, T, N, N)
+    trains = np.stack([r.train_images for r in runs])     # (R, C, N, N)
+    n_runs, n_test, n_cand = len(runs), tests.shape[1], trains.shape[1]
+    a = np.repeat(tests, n_cand, axis=1).reshape(-1, *tests.shape[2:])
+    b = np.tile(trains, (1, n_test, 1, 1)).reshape(-1, *trains.shape[2:])
+    return pair_scores(model, a, b, batch_size, both_orders).reshape(n_runs, n_test, n_cand)
+
+
+def attention_trace(model: ARC, image_a, image_b) -> np.ndarray:
+    """The ``(steps, 3)`` glimpse parameters (x, y, zoom before tanh) for one
+    pair: step t looks at image A when t is even, B when odd."""
+    _, params = model.encode(np.asarray(image_a, np.float32)[None], np.asarray(image_b, np.float32)[None],
+                             return_params=True)
+    return ops.convert_to_numpy(params)[0]

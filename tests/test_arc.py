@@ -1,0 +1,94 @@
+"""Attentive Recurrent Comparators: the model's wiring, the pair sampler and Lake scoring."""
+from types import SimpleNamespace
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from cab420utils import arc
+
+
+@pytest.fixture(scope="module")
+def model():
+    keras.utils.set_random_seed(0)
+    m = arc.ARC(hidden=16, glimpses_per_image=3, glimpse_size=4, head_units=8)
+    m([np.zeros((1, 12, 12), np.float32)] * 2)
+    return m
+
+
+def test_one_logit_per_pair_and_a_trace_of_alternating_glimpses(model):
+    rng = np.random.default_rng(0)
+    a, b = rng.random((5, 12, 12), np.float32), rng.random((5, 12, 12), np.float32)
+    assert tuple(model([a, b]).shape) == (5,)
+    h, params = model.encode(a, b, return_params=True)
+    assert tuple(h.shape) == (5, 16) and tuple(params.shape) == (5, 6, 3)   # 2 x 3 glimpses, (x, y, zoom) each
+    # no bias, zero start: the first glimpse of every pair looks at the whole image, centred
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(params)[:, 0], 0.0)
+    assert arc.attention_trace(model, a[0], b[0]).shape == (6, 3)
+
+
+def test_the_comparison_depends_on_both_images_in_order(model):
+    rng = np.random.default_rng(1)
+    a, b = rng.random((4, 12, 12), np.float32), rng.random((4, 12, 12), np.float32)
+    # make the glimpse placement depend on the state, so the test checks real wiring
+    model.where.set_weights([rng.normal(size=(16, 3)).astype(np.float32)])
+    ab, ba, aa = (keras.ops.convert_to_numpy(model([x, y])) for x, y in ((a, b), (b, a), (a, a)))
+    assert not np.allclose(ab, aa) and not np.allclose(ab, ba)
+    both = arc.pair_scores(model, a, b, batch_size=3)
+    np.testing.assert_allclose(both, (ab + ba) / 2, rtol=1e-4, atol=1e-5)
+    model.where.set_weights([np.zeros((16, 3), np.float32)])
+
+
+def test_gradients_reach_the_attention_weights_and_the_controller(model):
+    rng = np.random.default_rng(2)
+    a, b = rng.random((4, 12, 12), np.float32), rng.random((4, 12, 12), np.float32)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(tf.square(model([a, b], training=True)))
+    grads = dict(zip([v.path for v in model.trainable_variables],
+                     tape.gradient(loss, model.trainable_variables)))
+    where = [g for name, g in grads.items() if "where" in name]
+    assert where and all(g is not None and np.abs(g.numpy()).sum() > 0 for g in where)
+    assert all(g is not None and np.isfinite(g.numpy()).all() for g in grads.values())
+
+
+def test_bad_shapes_are_refused_with_a_message(model):
+    with pytest.raises(ValueError, match="square images"):
+        model([np.zeros((2, 12, 10), np.float32)] * 2)
+    with pytest.raises(ValueError, match="same shape"):
+        arc.pair_scores(model, np.zeros((2, 12, 12)), np.zeros((3, 12, 12)))
+    with pytest.raises(ValueError, match="glimpses_per_image"):
+        arc.ARC(glimpses_per_image=0)
+
+
+def test_pairs_are_half_same_never_the_same_drawing_and_deterministic():
+    ca, da, cb, db, same = arc.character_pairs(50, 20, 1000, np.random.default_rng(3))
+    assert same.sum() == 500 and (ca[same] == cb[same]).all() and (ca[~same] != cb[~same]).all()
+    assert (da != db).all() and da.max() < 20 and cb.max() < 50 and cb.min() >= 0
+    again = arc.character_pairs(50, 20, 1000, np.random.default_rng(3))
+    assert all((x == y).all() for x, y in zip((ca, da, cb, db, same), again))
+
+
+def test_a_window_keeps_different_pairs_near_each_other_in_the_set():
+    ca, _, cb, _, same = arc.character_pairs(100, 20, 4000, np.random.default_rng(4), window=5)
+    gap = np.abs(ca[~same] - cb[~same])
+    assert gap.min() >= 1 and gap.max() <= 5
+    # at the ends of the set the partner is reflected inwards, never out of range
+    assert cb.min() >= 0 and cb.max() <= 99 and ((ca == 0) & ~same).any()
+
+
+def test_pairs_refuse_what_cannot_make_a_pair():
+    with pytest.raises(ValueError, match="2 drawings"):
+        arc.character_pairs(10, 1, 8, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="window"):
+        arc.character_pairs(10, 20, 8, np.random.default_rng(0), window=0)
+
+
+def test_lake_scores_line_up_test_images_against_their_own_run(model):
+    rng = np.random.default_rng(5)
+    runs = [SimpleNamespace(train_images=rng.random((3, 12, 12), np.float32),
+                            test_images=rng.random((2, 12, 12), np.float32)) for _ in range(2)]
+    scores = arc.lake_scores(model, runs, batch_size=5)
+    assert scores.shape == (2, 2, 3)
+    expected = arc.pair_scores(model, runs[1].test_images[[1]], runs[1].train_images[[2]])
+    np.testing.assert_allclose(scores[1, 1, 2], expected[0], rtol=1e-4, atol=1e-5)
