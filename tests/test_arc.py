@@ -92,3 +92,31 @@ def test_lake_scores_line_up_test_images_against_their_own_run(model):
     assert scores.shape == (2, 2, 3)
     expected = arc.pair_scores(model, runs[1].test_images[[1]], runs[1].train_images[[2]])
     np.testing.assert_allclose(scores[1, 1, 2], expected[0], rtol=1e-4, atol=1e-5)
+
+
+def test_shifts_move_ink_by_at_most_the_limit_and_are_seeded():
+    images = np.zeros((200, 9, 9), np.float32)
+    images[:, 4, 4] = 1.0
+    moved = arc.shift_images(images, 2, np.random.default_rng(0))
+    where = np.argwhere(moved > 0)
+    assert moved.shape == images.shape and len(where) == 200 and moved.sum() == 200
+    assert np.abs(where[:, 1:] - 4).max() == 2 and len({tuple(p) for p in where[:, 1:]}) == 25
+    np.testing.assert_array_equal(moved, arc.shift_images(images, 2, np.random.default_rng(0)))
+    assert arc.shift_images(images, 0, np.random.default_rng(0)) is images
+
+
+def test_modified_hausdorff_by_hand():
+    a = np.zeros((6, 6)); a[1, 1] = 1
+    b = np.zeros((6, 6)); b[1, 4] = b[1, 0] = 1
+    # centred: a is the point (0, 0); b the points (0, -2) and (0, 2).
+    # From a: 2 to its nearest; from b: mean(2, 2) = 2 -> 2.  Moving a drawing changes nothing.
+    assert arc.modified_hausdorff(a, b) == pytest.approx(2.0)
+    assert arc.modified_hausdorff(b, a) == pytest.approx(2.0) and arc.modified_hausdorff(a, a) == 0
+    assert arc.modified_hausdorff(np.roll(b, 1, axis=0), b) == 0
+    c = np.zeros((6, 6)); c[1, 1] = c[1, 2] = c[1, 5] = 1     # centred: (0, -5/3), (0, -2/3), (0, 7/3)
+    # from c to b: (1/3 + 4/3 + 1/3) / 3 = 2/3; from b to c: (1/3 + 1/3) / 2 = 1/3 -> 2/3
+    assert arc.modified_hausdorff(c, b) == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="blank"):
+        arc.modified_hausdorff(a, np.zeros((6, 6)))
+    runs = [SimpleNamespace(train_images=np.stack([a, b]), test_images=np.stack([b]))]
+    np.testing.assert_allclose(arc.hausdorff_scores(runs), [[[-2.0, 0.0]]])

@@ -36,3 +36,7 @@ __all__ = ["CheckReport", "assert_checks_passed", "check_balanced_pairs", "check
            "check_recall_at_k", "check_roc_auc_from_distances", "check_semi_hard_negatives",
            "check_softmax_ratio_loss", "check_spatial_contrasting_loss", "check_triplet_loss", "is_not_written",
            "with_fallback"]
+
+from .checks import check_entropy_of, check_reference_distribution  # noqa: F401, E402
+
+__all__ += ["check_entropy_of", "check_reference_distribution"]

@@ -1196,3 +1196,155 @@ __all__ = ["CheckReport", "assert_checks_passed", "with_fallback", "is_not_writt
            "check_contrastive_loss", "check_roc_auc_from_distances", "check_l2_normalize", "check_recall_at_k",
            "check_softmax_ratio_loss", "check_ratio_loss_gradient",
            "check_patch_pairs", "check_spatial_contrasting_loss"]
+
+
+# --------------------------------------------------------------------------- 7.1 reference distribution
+def _refdist(f, embeddings, references) -> np.ndarray:
+    out = _np(f(_tensor(embeddings), _tensor(references))).astype(np.float64)
+    expected = (len(embeddings), len(references))
+    if out.shape != expected:
+        raise AssertionError(f"should return one row per embedding and one column per reference, shape {expected}; "
+                             f"got {out.shape}")
+    return out
+
+
+def _refdist_shape(f):
+    rng = np.random.default_rng(71)
+    _refdist(f, rng.normal(size=(5, 3)), rng.normal(size=(4, 3)))
+    return None
+
+
+def _refdist_hand(f):
+    out = _refdist(f, [[1.0], [0.0]], [[0.0], [2.0]])
+    if np.all(out >= 0) and np.allclose(out.sum(axis=1), 1.0, atol=1e-4):
+        return "it returns probabilities; it should return their logarithms (log-probabilities, all <= 0)"
+    probs = np.exp(out)
+    tail = np.exp(-4.0) / (1 + np.exp(-4.0))
+    if not np.allclose(probs[0], [0.5, 0.5], atol=1e-4):
+        return (f"references at 0 and 2, a sample at 1 is equally far from both: probabilities (0.5, 0.5); yours "
+                f"give ({probs[0, 0]:.4f}, {probs[0, 1]:.4f})")
+    if not np.allclose(probs[1], [1 - tail, tail], atol=1e-4):
+        return (f"a sample at 0 has squared distances 0 and 4: probabilities (1, e^-4) / (1 + e^-4) = "
+                f"({1 - tail:.4f}, {tail:.4f}); yours give ({probs[1, 0]:.4f}, {probs[1, 1]:.4f}) (squared distances, "
+                f"not distances, and minus them)")
+    return None
+
+
+def _refdist_rows(f):
+    rng = np.random.default_rng(72)
+    out = _refdist(f, rng.normal(size=(8, 3)), rng.normal(size=(6, 3)))
+    sums = np.exp(out).sum(axis=1)
+    if not np.allclose(sums, 1.0, atol=1e-4):
+        return f"the probabilities of a row should add up to 1; yours add up to {sums.min():.4f} ... {sums.max():.4f}"
+    return None
+
+
+def _refdist_far(f):
+    out = _refdist(f, [[60.0], [-20.0]], [[0.0], [100.0]])
+    if not np.all(np.isfinite(out)):
+        return ("squared distances in the thousands gave -inf or NaN: e^-d underflowed to 0 before the log; take the "
+                "logarithm inside the softmax")
+    expected = np.array([[-2000.0, 0.0], [0.0, -14000.0]])
+    if not np.allclose(out, expected, rtol=1e-3, atol=1e-3):
+        return (f"references at 0 and 100, samples at 60 and -20: log-probabilities (-2000, 0) and (0, -14000); "
+                f"yours give {np.round(out, 1).tolist()}")
+    return None
+
+
+def _refdist_gradient(f):
+    from keras import ops
+
+    references = ops.convert_to_tensor(np.array([[0.0, 0.0], [30.0, 0.0], [0.0, 40.0]], np.float32))
+    problem = _gradient_problem(lambda x: ops.sum(f(x, references)[:, 0]), [[-20.0, 0.0], [15.0, 1.0]], "")
+    if problem and problem.startswith("the gradient is NaN"):
+        return "the gradient is NaN for embeddings tens apart: a probability underflowed to 0 before its log"
+    return problem
+
+
+def _refdist_graph(f):
+    return _graph_problem(lambda embeddings, references: f(embeddings, references), 2)
+
+
+def check_reference_distribution(function) -> CheckReport:
+    """Exercise 7.1: ``function(embeddings, references) -> (N, K) log-probabilities``."""
+    return _run("7.1", "class distribution from references", function, [
+        ("returns an (N, K) array: one row per embedding, one column per reference", _refdist_shape),
+        ("a hand-worked case: references at 0 and 2", _refdist_hand),
+        ("each row's probabilities add up to 1", _refdist_rows),
+        ("finite and right for squared distances in the thousands", _refdist_far),
+        ("a finite gradient for far-apart embeddings", _refdist_gradient),
+        ("runs inside a Keras model (symbolic tensors)", _refdist_graph),
+    ])
+
+
+# --------------------------------------------------------------------------- 7.2 entropy from log-probabilities
+def _ent(f, log_probs) -> np.ndarray:
+    log_probs = np.asarray(log_probs, np.float64)
+    out = _np(f(_tensor(log_probs))).astype(np.float64)
+    if out.shape != (len(log_probs),):
+        raise AssertionError(f"should return one entropy per row, shape ({len(log_probs)},); got {out.shape}")
+    return out
+
+
+def _ent_shape(f):
+    _ent(f, np.log(np.full((6, 4), 0.25)))
+    return None
+
+
+def _ent_hand(f):
+    out = _ent(f, np.log([[0.5, 0.5]]))
+    if abs(out[0] - np.log(2)) > 1e-4:
+        return f"probabilities (0.5, 0.5) have entropy log 2 = {np.log(2):.4f}; yours gives {out[0]:.4f}"
+    return None
+
+
+def _ent_zero(f):
+    out = _ent(f, [[0.0, -1000.0, -1000.0]])
+    if not np.isfinite(out[0]):
+        return ("a row whose other probabilities are exactly 0 (log-probabilities 0, -1000, -1000) gave NaN: "
+                "0 times log 0 = 0 * -inf; a probability of 0 should add nothing")
+    if abs(out[0]) > 1e-4:
+        return f"a certain row (one probability 1, the others 0) has entropy 0; yours gives {out[0]:.4f}"
+    return None
+
+
+def _ent_uniform(f):
+    k = 7
+    out = _ent(f, np.log(np.full((1, k), 1.0 / k)))
+    if abs(out[0] - np.log(k)) > 1e-4:
+        return f"a uniform row over 7 classes has the largest entropy, log 7 = {np.log(k):.4f}; yours gives {out[0]:.4f}"
+    rng = np.random.default_rng(74)
+    logits = rng.normal(size=(20, k)) * 2
+    log_probs = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    got = _ent(f, log_probs)
+    if np.any(got < -1e-4) or np.any(got > np.log(k) + 1e-4):
+        return f"entropies over 7 classes lie between 0 and log 7; yours range from {got.min():.4f} to {got.max():.4f}"
+    return None
+
+
+def _ent_gradient(f):
+    problem = _gradient_problem(lambda x: f(x)[0], [[0.0, -1000.0, -1000.0]], "")
+    if problem and problem.startswith("the gradient is NaN"):
+        return "the gradient is NaN where a probability is exactly 0: the slope of log p is infinite at p = 0"
+    if problem and problem.startswith("no gradient"):
+        return "no gradient reaches the log-probabilities: compute the entropy with keras.ops on the input"
+    return problem
+
+
+def _ent_graph(f):
+    return _graph_problem(lambda log_probs: f(log_probs), 1)
+
+
+def check_entropy_of(function) -> CheckReport:
+    """Exercise 7.2: ``function(log_probs) -> (N,) entropies``."""
+    return _run("7.2", "entropy of a class distribution", function, [
+        ("returns one entropy per row", _ent_shape),
+        ("a hand-worked case: (0.5, 0.5) has entropy log 2", _ent_hand),
+        ("a certain row has entropy 0, finite where a probability is 0", _ent_zero),
+        ("a uniform row has the largest entropy, log K", _ent_uniform),
+        ("a finite gradient where a probability is 0", _ent_gradient),
+        ("runs inside a Keras model (symbolic tensors)", _ent_graph),
+    ])
+
+
+__all__ += ["check_reference_distribution", "check_entropy_of"]
