@@ -241,11 +241,15 @@ def check_balanced_pairs(function) -> CheckReport:
 
 
 # --------------------------------------------------------------------------- 1.2 equal error rate
-def _eer(f, scores, same) -> float:
-    value = f(np.asarray(scores, dtype=float), np.asarray(same))
+def _one_number(f, values, same) -> float:
+    """``f(values, same)`` for a function that must return one number (an EER, an AUC)."""
+    value = f(np.asarray(values, dtype=float), np.asarray(same))
     if np.ndim(value) != 0:
         raise AssertionError(f"should return one number, got an array of shape {np.shape(value)}")
     return float(value)
+
+
+_eer = _one_number
 
 
 def _eer_hand(f):
@@ -623,11 +627,7 @@ def check_contrastive_loss(function) -> CheckReport:
 
 
 # --------------------------------------------------------------------------- 2.2 ROC AUC from distances
-def _auc(f, distances, same) -> float:
-    value = f(np.asarray(distances, dtype=float), np.asarray(same))
-    if np.ndim(value) != 0:
-        raise AssertionError(f"should return one number, got an array of shape {np.shape(value)}")
-    return float(value)
+_auc = _one_number
 
 
 def _auc_hand(f):
