@@ -207,15 +207,19 @@ def _pairs_classes(f):
     return None
 
 
+def _seed_problem(draw, what: str):
+    """None when ``draw(seed)`` (a tuple of arrays) repeats for one seed and changes with it."""
+    first, again, other = draw(7), draw(7), draw(8)
+    if not all(np.array_equal(x, y) for x, y in zip(first, again)):
+        return f"two calls with generators seeded alike gave different {what}: draw every random number from `rng`"
+    if all(np.array_equal(x, y) for x, y in zip(first, other)):
+        return f"different seeds gave the same {what}: draw every random number from `rng`"
+    return None
+
+
 def _pairs_seeded(f):
     labels = np.repeat(np.arange(5), 20)
-    first, second = _pairs(f, labels, 200, seed=7), _pairs(f, labels, 200, seed=7)
-    if not all(np.array_equal(x, y) for x, y in zip(first, second)):
-        return "two calls with generators seeded alike gave different pairs: draw every random number from `rng`"
-    other = _pairs(f, labels, 200, seed=8)
-    if all(np.array_equal(x, y) for x, y in zip(first, other)):
-        return "different seeds gave the same pairs: draw every random number from `rng`"
-    return None
+    return _seed_problem(lambda seed: _pairs(f, labels, 200, seed=seed), "pairs")
 
 
 def _pairs_fast(f):
@@ -1080,12 +1084,7 @@ def _patch_independent(f):
 
 def _patch_seeded(f):
     images = _coded_images(50, 10, 10)
-    first, again, other = _patches(f, images, 4, 5), _patches(f, images, 4, 5), _patches(f, images, 4, 6)
-    if not all(np.array_equal(x, y) for x, y in zip(first, again)):
-        return "two calls with generators seeded alike gave different patches: draw every random number from `rng`"
-    if all(np.array_equal(x, y) for x, y in zip(first, other)):
-        return "different seeds gave the same patches: draw every random number from `rng`"
-    return None
+    return _seed_problem(lambda seed: _patches(f, images, 4, seed), "patches")
 
 
 def _patch_fast(f):
