@@ -26,6 +26,7 @@ import numpy as np
 from keras import layers, ops
 
 from .losses import EPS, safe_sqrt
+from .sampling import as_image_batch
 
 # --------------------------------------------------------------------------
 # Patches
@@ -45,11 +46,7 @@ class PatchPairs:
 
 
 def _as_image_batch(images) -> np.ndarray:
-    images = np.asarray(images)
-    if images.ndim == 3:
-        images = images[..., None]
-    if images.ndim != 4:
-        raise ValueError(f"images must have shape (N, H, W) or (N, H, W, C), got {images.shape}")
+    images = as_image_batch(images)
     if len(images) == 0:
         raise ValueError("images is empty: there is nothing to cut patches from")
     return images

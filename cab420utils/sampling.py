@@ -155,14 +155,19 @@ def evaluation_pairs(val_labels, test_labels, n_val: int = 5_000, n_test: int = 
             fixed_pairs(test_labels, n_test, seed=TEST_PAIR_SEED))
 
 
-def as_model_input(images) -> np.ndarray:
-    """(N, H, W) images to the (N, H, W, 1) float32 array the models take."""
+def as_image_batch(images) -> np.ndarray:
+    """(N, H, W) or (N, H, W, C) images as an (N, H, W, C) array, dtype kept."""
     images = np.asarray(images)
     if images.ndim == 3:
         images = images[..., None]
     if images.ndim != 4:
         raise ValueError(f"expected images of shape (N, H, W) or (N, H, W, C), got {images.shape}")
-    return images.astype(np.float32)
+    return images
+
+
+def as_model_input(images) -> np.ndarray:
+    """(N, H, W) images to the (N, H, W, 1) float32 array the models take."""
+    return as_image_batch(images).astype(np.float32)
 
 
 class _EpochSampler(keras.utils.PyDataset):
