@@ -8,17 +8,28 @@ After ``2 * glimpses_per_image`` glimpses (A, B, A, B, ...) the final hidden
 state says "same" or "different" through a small head.
 
 :class:`ARC` is the model; :func:`character_pairs` draws same/different pairs
-of Omniglot drawings (vectorised); :func:`lake_scores` scores Lake et al.'s
-one-shot runs; :func:`attention_trace` returns where every glimpse looked,
-for drawing.  The glimpse itself lives in :mod:`cab420utils.glimpses`.
+of Omniglot drawings (vectorised) and :func:`train_comparator` trains on them;
+:func:`save_comparator` / :func:`load_comparator` keep a trained ARC in
+``build/models/`` so notebook 09 can reuse notebook 08's; :func:`lake_scores`
+scores Lake et al.'s one-shot runs; :func:`attention_trace` returns where every
+glimpse looked, for drawing.  The glimpse itself lives in
+:mod:`cab420utils.glimpses`.
 """
 from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
 
 import keras
 import numpy as np
 from keras import layers, ops
 
 from .glimpses import CauchyGlimpse
+from .metrics import roc_auc
+from .training import cosine_adam
 
 
 @keras.saving.register_keras_serializable(package="cab420utils")
@@ -83,6 +94,27 @@ class ARC(keras.Model):
                 "glimpse_size": self.glimpse_size, "head_units": self.head_units}
 
 
+def comparator_settings(profile: str) -> dict:
+    """The ARC that notebook 08 trains and notebook 09 reuses, for ``profile``
+    (``"fast"``: a 2-core CPU, about six minutes; ``"full"``: a GPU)."""
+    if profile not in ("fast", "full"):
+        raise ValueError(f"profile must be 'fast' or 'full', got {profile!r}")
+    fast = profile == "fast"
+    return dict(
+        image_size=32,                          # Omniglot's 105x105 drawings, area-averaged to 32x32
+        glimpse_size=12,                        # a 12x12 grid of Cauchy filters per glimpse
+        glimpses_per_image=6,                   # 12 glimpses in all: A, B, A, B, ...
+        hidden=128 if fast else 512,            # LSTM units (the paper: 512)
+        steps=8000 if fast else 60_000,         # training steps (the budget)
+        batch=64 if fast else 128,              # pairs per step, half same, half different
+        learning_rate=3e-3, clipnorm=1.0,       # not the paper's 1e-4: see notebook 08, "Making it train"
+        window=20,                              # different pairs: characters within 20 of each other
+        max_shift=0 if fast else 2,             # augmentation: pixels of random shift
+        validation_characters=96,               # the last background characters, never trained on
+        evaluate_every=1000 if fast else 2000,
+    )
+
+
 def character_pairs(n_characters: int, n_drawers: int, n_pairs: int, rng: np.random.Generator,
                     window: int | None = None):
     """Draw ``n_pairs`` pairs of drawings, the first half of the same character.
@@ -116,6 +148,150 @@ def character_pairs(n_characters: int, n_drawers: int, n_pairs: int, rng: np.ran
     drawer_a = rng.integers(0, n_drawers, n_pairs)
     drawer_b = (drawer_a + rng.integers(1, n_drawers, n_pairs)) % n_drawers
     return char_a, drawer_a, char_b, drawer_b, same
+
+
+def pair_images(images, pairs, max_shift: int = 0, rng: np.random.Generator | None = None):
+    """The ``(images_a, images_b, same)`` arrays of ``pairs`` from :func:`character_pairs`,
+    looked up in ``images`` shaped ``(characters, drawers, N, N)``; ``max_shift``
+    > 0 moves every image by a few random pixels (:func:`shift_images`)."""
+    ca, da, cb, db, same = pairs
+    a, b = images[ca, da], images[cb, db]
+    if max_shift:
+        if rng is None:
+            raise ValueError("shifting images needs a random generator: pass rng=")
+        a, b = shift_images(a, max_shift, rng), shift_images(b, max_shift, rng)
+    return a, b, same.astype("float32")
+
+
+def train_comparator(model: ARC, images, *, steps: int, batch: int, learning_rate: float, clipnorm: float,
+                     window: int | None, rng: np.random.Generator, max_shift: int = 0, validation=None,
+                     evaluate_every: int = 1000):
+    """Train ``model`` on fresh same/different pairs of ``images`` (characters,
+    drawers, N, N) for ``steps`` steps of ``batch`` pairs, with Adam whose
+    learning rate decays along a cosine and gradients clipped to norm ``clipnorm``.
+
+    Returns ``(losses, curve)``: the training loss of every step, and every
+    ``evaluate_every`` steps a dict of step, mean training loss, and — when
+    ``validation=(images_a, images_b, same)`` is given — validation accuracy
+    (logit > 0) and ROC AUC, with the seconds since training started.
+    The step is TensorFlow's (``GradientTape``), the backend the course runs on.
+    """
+    import tensorflow as tf
+
+    optimizer = cosine_adam(learning_rate, steps, clipnorm=clipnorm)
+    loss_fn = keras.losses.BinaryCrossentropy(from_logits=True)
+
+    @tf.function
+    def train_step(images_a, images_b, same):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(same, model([images_a, images_b], training=True))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    started, losses, curve = time.perf_counter(), [], []
+    n_characters, n_drawers = images.shape[:2]
+    for step in range(1, steps + 1):
+        a, b, same = pair_images(images, character_pairs(n_characters, n_drawers, batch, rng, window=window),
+                                 max_shift, rng)
+        losses.append(float(train_step(a, b, same)))
+        if step % evaluate_every == 0 or step == steps:
+            point = {"step": step, "training loss": float(np.mean(losses[-evaluate_every:]))}
+            if validation is not None:
+                val_a, val_b, val_same = validation
+                scores = pair_scores(model, val_a, val_b, both_orders=False)
+                point.update({"validation accuracy": float(((scores > 0) == (val_same > 0.5)).mean()),
+                              "validation ROC AUC": roc_auc(scores, val_same)})
+            point["seconds"] = time.perf_counter() - started
+            curve.append(point)
+    return losses, curve
+
+
+def save_comparator(model: ARC, path, settings: dict) -> Path:
+    """Save a trained ARC's weights to ``path`` (``*.weights.h5``, written
+    atomically) with the ``settings`` it was trained with beside it (``.json``),
+    so :func:`load_comparator` reuses it only for the same settings."""
+    path = Path(path)
+    if not path.name.endswith(".weights.h5"):
+        raise ValueError(f"an ARC's weights go in a file named *.weights.h5, got {path.name}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".weights.h5")
+    os.close(fd)
+    try:
+        model.save_weights(tmp, overwrite=True)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    card = {"settings": _plain(settings), "config": _plain(model.get_config())}
+    _settings_path(path).write_text(json.dumps(card, indent=1, sort_keys=True))
+    return path
+
+
+def load_comparator(path, settings: dict, image_size: int) -> ARC | None:
+    """The ARC saved at ``path`` by :func:`save_comparator` with exactly these
+    ``settings``, ready to use; ``None`` when there is none, or it was trained
+    with other settings (then train one)."""
+    path = Path(path)
+    card_path = _settings_path(path)
+    if not path.is_file() or not card_path.is_file():
+        return None
+    try:
+        card = json.loads(card_path.read_text())
+    except ValueError:
+        return None
+    if card.get("settings") != _plain(settings):
+        return None
+    config = card["config"]
+    model = ARC(hidden=config["hidden"], glimpses_per_image=config["glimpses_per_image"],
+                glimpse_size=config["glimpse_size"], head_units=config["head_units"])
+    model([np.zeros((1, image_size, image_size), np.float32)] * 2)
+    model.load_weights(path)
+    return model
+
+
+SAVED_NAME = "08-arc.weights.h5"   # where notebook 08 leaves its ARC, under build/models/
+
+
+def notebook08_comparator(profile: str, seed: int, quick_steps: int | None = None):
+    """Notebook 08's trained ARC for ``profile`` and ``seed``, for later notebooks.
+
+    Loaded from ``build/models/`` when notebook 08 saved one with these
+    settings; otherwise trained here on the background set exactly as notebook
+    08 trains it (same seeds, same steps; then saved), or — with
+    ``quick_steps`` — a stand-in trained for only that many steps (not saved:
+    for exercises that must stay short).  Returns ``(model, where_from)``.
+    """
+    from .data import load_omniglot_background
+    from .results import build_dir
+
+    settings = comparator_settings(profile)
+    path = build_dir() / "models" / SAVED_NAME
+    model = load_comparator(path, dict(settings, seed=seed), settings["image_size"])
+    if model is not None:
+        return model, f"notebook 08's ARC, loaded from {path}"
+    images = load_omniglot_background(settings["image_size"])[0].images[:-settings["validation_characters"]]
+    keras.utils.set_random_seed(seed)
+    model = ARC(hidden=settings["hidden"], glimpses_per_image=settings["glimpses_per_image"],
+                glimpse_size=settings["glimpse_size"])
+    model([np.zeros((1, settings["image_size"], settings["image_size"]), np.float32)] * 2)
+    steps = settings["steps"] if quick_steps is None else int(quick_steps)
+    train_comparator(model, images, steps=steps, batch=settings["batch"], learning_rate=settings["learning_rate"],
+                     clipnorm=settings["clipnorm"], window=settings["window"], max_shift=settings["max_shift"],
+                     rng=np.random.default_rng([seed, 3]), evaluate_every=steps)
+    if quick_steps is None:
+        save_comparator(model, path, dict(settings, seed=seed))
+        return model, f"notebook 08's ARC was not in {path.parent}: trained here as notebook 08 does, and saved"
+    return model, (f"notebook 08's ARC was not in {path.parent} (run notebook 08 first): a stand-in trained for "
+                   f"only {steps:,} steps, far weaker")
+
+
+def _settings_path(path: Path) -> Path:
+    return path.with_name(path.name[:-len(".weights.h5")] + ".json")
+
+
+def _plain(mapping: dict) -> dict:
+    """JSON-comparable: every value as its JSON form (tuples become lists)."""
+    return json.loads(json.dumps(mapping, default=str, sort_keys=True))
 
 
 def pair_scores(model: ARC, images_a, images_b, batch_size: int = 500, both_orders: bool = True) -> np.ndarray:

@@ -812,6 +812,23 @@ def load_omniglot(subset: str = "background", size: int | None = None) -> Omnigl
     return OmniglotSet(images, labels, alphabets, subset)
 
 
+def load_omniglot_background(size: int | None = None) -> tuple[OmniglotSet, str]:
+    """The background set for training, and a sentence saying which one.
+
+    The full set (964 characters, 30 alphabets) when it can be had; otherwise
+    the two small background sets together (292 characters), which Lake et al.
+    also offer — with the reason, for the notebook to show at its top.
+    """
+    try:
+        return load_omniglot("background", size=size), "the full background set (30 alphabets)"
+    except DataNotFoundError as error:
+        small = [load_omniglot(s, size=size) for s in ("background_small1", "background_small2")]
+        merged = OmniglotSet(np.concatenate([s.images for s in small]),
+                             np.arange(sum(len(s.labels) for s in small)), None, "background_small1+2")
+        return merged, (f"the two small background sets (the full set is missing: "
+                        f"{str(error).splitlines()[0]})")
+
+
 # --------------------------------------------------------------------------
 # Lake's 20 one-shot classification runs
 # --------------------------------------------------------------------------

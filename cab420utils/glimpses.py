@@ -41,17 +41,33 @@ def glimpse_geometry(params, image_size: int, glimpse_size: int):
     return mu, stride
 
 
-def cauchy_filterbank(params, image_size: int, glimpse_size: int):
-    """The two (batch, S, image_size) filterbanks ``(fx, fy)``: row i of ``fx`` is
-    the Cauchy kernel ``1 / (pi g (1 + ((a - mu_i) / g)^2))`` over pixel columns
-    a, normalised to sum to 1 (so a glimpse of a constant image is that constant)."""
-    mu, stride = glimpse_geometry(params, image_size, glimpse_size)
+def cauchy_kernels(mu, gamma, image_size: int):
+    """Normalised Cauchy kernels over the pixels ``0 .. image_size - 1``:
+    ``mu`` (batch, S) the filters' centres in pixels, ``gamma`` (batch,) their
+    width.  Row i of the ``(batch, S, image_size)`` result is
+    ``1 / (pi g (1 + ((a - mu_i) / g)^2))`` over pixels a, divided by its sum —
+    so a glimpse of a constant image is that constant."""
     pixels = ops.arange(image_size, dtype="float32")                    # (N,)
-    gamma = stride[:, None, None, None]                                  # (batch, 1, 1, 1)
-    z = (pixels[None, None, None, :] - mu[:, :, :, None]) / gamma        # (batch, 2, S, N)
+    gamma = ops.cast(gamma, "float32")[:, None, None]                    # (batch, 1, 1)
+    z = (pixels[None, None, :] - ops.cast(mu, "float32")[:, :, None]) / gamma   # (batch, S, N)
     kernel = 1.0 / (math.pi * gamma * (1.0 + ops.square(z)))
-    kernel = kernel / (ops.sum(kernel, axis=-1, keepdims=True) + EPS)
-    return kernel[:, 0], kernel[:, 1]
+    return kernel / (ops.sum(kernel, axis=-1, keepdims=True) + EPS)
+
+
+def cauchy_filterbank(params, image_size: int, glimpse_size: int):
+    """The two (batch, S, image_size) filterbanks ``(fx, fy)`` at raw glimpse
+    parameters ``params`` (batch, 3): :func:`cauchy_kernels` at the centres and
+    stride of :func:`glimpse_geometry`, along x and along y."""
+    mu, stride = glimpse_geometry(params, image_size, glimpse_size)
+    return cauchy_kernels(mu[:, 0], stride, image_size), cauchy_kernels(mu[:, 1], stride, image_size)
+
+
+def apply_filterbanks(images, fx, fy):
+    """``(batch, S, S)`` glimpses ``fy @ image @ fx^T`` of ``images`` (batch, N, N):
+    row i, column j of a glimpse is the image weighted by y-kernel i down the
+    rows and x-kernel j across the columns."""
+    images = ops.cast(images, "float32")
+    return ops.matmul(ops.matmul(fy, images), ops.transpose(fx, (0, 2, 1)))
 
 
 def take_glimpse(images, params, glimpse_size: int):
@@ -63,8 +79,7 @@ def take_glimpse(images, params, glimpse_size: int):
     if tuple(params.shape)[-1] != 3:
         raise ValueError(f"params must be (batch, 3) = (x, y, zoom); got {tuple(params.shape)}")
     fx, fy = cauchy_filterbank(params, shape[1], glimpse_size)
-    images = ops.cast(images, "float32")
-    return ops.matmul(ops.matmul(fy, images), ops.transpose(fx, (0, 2, 1)))
+    return apply_filterbanks(images, fx, fy)
 
 
 def glimpse_box(params, image_size: int, glimpse_size: int):

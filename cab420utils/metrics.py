@@ -12,6 +12,8 @@ Scores follow one convention: **higher means more likely the same**; pass
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -213,6 +215,18 @@ def one_shot_accuracy(scores, answers) -> float:
     if np.any((answers < 0) | (answers >= scores.shape[1])):
         raise ValueError(f"answers must be candidate indices in 0..{scores.shape[1] - 1}")
     return float(np.mean(np.argmax(scores, axis=1) == answers))
+
+
+def sign_test(wins: int, losses: int) -> float:
+    """Two-sided exact sign test: the probability, when two classifiers are equally
+    good, of a split of their disagreements at least as uneven as ``wins`` against
+    ``losses`` (trials where only one of them is right; ties are left out)."""
+    wins, losses = int(wins), int(losses)
+    if wins < 0 or losses < 0:
+        raise ValueError(f"wins and losses are counts, 0 or more; got {wins} and {losses}")
+    n = wins + losses
+    tail = sum(math.comb(n, k) for k in range(min(wins, losses) + 1)) / 2 ** n
+    return float(min(1.0, 2 * tail))
 
 
 def linear_probe(train_features, train_labels, test_features, test_labels, max_iter: int = 1000) -> float:

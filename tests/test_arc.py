@@ -120,3 +120,53 @@ def test_modified_hausdorff_by_hand():
         arc.modified_hausdorff(a, np.zeros((6, 6)))
     runs = [SimpleNamespace(train_images=np.stack([a, b]), test_images=np.stack([b]))]
     np.testing.assert_allclose(arc.hausdorff_scores(runs), [[[-2.0, 0.0]]])
+
+
+def test_a_trained_comparator_is_saved_and_reused_only_with_the_same_settings(tmp_path):
+    keras.utils.set_random_seed(1)
+    images = np.random.default_rng(7).random((6, 3, 12, 12)).astype(np.float32)
+    model = arc.ARC(hidden=8, glimpses_per_image=2, glimpse_size=4, head_units=4)
+    model([np.zeros((1, 12, 12), np.float32)] * 2)
+    validation = arc.pair_images(images, arc.character_pairs(6, 3, 10, np.random.default_rng(8)))
+    losses, curve = arc.train_comparator(model, images, steps=3, batch=4, learning_rate=1e-2, clipnorm=1.0,
+                                         window=2, rng=np.random.default_rng(9), validation=validation,
+                                         evaluate_every=2)
+    assert len(losses) == 3 and np.isfinite(losses).all()
+    assert [c["step"] for c in curve] == [2, 3] and {"validation accuracy", "validation ROC AUC"} <= set(curve[0])
+    settings = {"hidden": 8, "steps": 3, "window": (2,)}
+    path = arc.save_comparator(model, tmp_path / "m" / "arc.weights.h5", settings)
+    again = arc.load_comparator(path, dict(settings), 12)
+    a, b, _ = validation
+    np.testing.assert_allclose(arc.pair_scores(again, a, b), arc.pair_scores(model, a, b), rtol=1e-5, atol=1e-6)
+    assert arc.load_comparator(path, {**settings, "steps": 4}, 12) is None       # other settings: train anew
+    assert arc.load_comparator(tmp_path / "none.weights.h5", settings, 12) is None
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".tmp")]   # nothing half-written left
+    with pytest.raises(ValueError, match="weights.h5"):
+        arc.save_comparator(model, tmp_path / "arc.h5", settings)
+
+
+def test_comparator_settings_name_the_profile():
+    fast, full = arc.comparator_settings("fast"), arc.comparator_settings("full")
+    assert fast["steps"] < full["steps"] and fast["image_size"] == full["image_size"] == 32
+    with pytest.raises(ValueError, match="profile"):
+        arc.comparator_settings("quick")
+
+
+def test_later_notebooks_get_notebook_08s_arc_or_a_stand_in(tmp_path, monkeypatch):
+    from cab420utils import data
+
+    monkeypatch.setenv("CAB420_BUILD", str(tmp_path))
+    fake = data.OmniglotSet(np.random.default_rng(0).random((120, 20, 32, 32)).astype(np.float32),
+                            np.arange(120), None, "fake")
+    monkeypatch.setattr(data, "load_omniglot_background", lambda size=None: (fake, "a fake set"))
+    stand_in, where = arc.notebook08_comparator("fast", seed=5, quick_steps=2)
+    assert "stand-in" in where and "2 steps" in where
+    assert not (tmp_path / "models").exists()                     # a stand-in is never saved as 08's ARC
+    settings = arc.comparator_settings("fast")
+    arc.save_comparator(stand_in, tmp_path / "models" / arc.SAVED_NAME, dict(settings, seed=5))
+    loaded, where = arc.notebook08_comparator("fast", seed=5, quick_steps=2)
+    assert "loaded" in where
+    a = np.random.default_rng(1).random((3, 32, 32)).astype(np.float32)
+    np.testing.assert_allclose(arc.pair_scores(loaded, a, a[::-1]), arc.pair_scores(stand_in, a, a[::-1]), rtol=1e-5)
+    _, where = arc.notebook08_comparator("fast", seed=6, quick_steps=2)    # another seed: not 08's model
+    assert "stand-in" in where

@@ -526,3 +526,17 @@ def test_full_set_zip_with_wrong_structure_is_refused_and_dropped(isolated, monk
     with pytest.raises(data.CorruptDataError, match="2 characters, expected 3"):
         data.load_omniglot("evaluation")
     assert _files_under(isolated / "cache") == []
+
+
+def test_background_falls_back_to_the_small_sets_and_says_why(monkeypatch):
+    def fake_load(subset, size=None):
+        if subset == "background":
+            raise data.DataNotFoundError("images_background.npz is in none of the searched folders\nmore lines")
+        n = {"background_small1": 3, "background_small2": 2}[subset]
+        return data.OmniglotSet(np.full((n, 20, 4, 4), n, np.float32), np.arange(n), np.array(["a"] * n), subset)
+
+    monkeypatch.setattr(data, "load_omniglot", fake_load)
+    merged, source = data.load_omniglot_background(size=4)
+    assert merged.images.shape == (5, 20, 4, 4) and list(merged.labels) == [0, 1, 2, 3, 4]
+    assert merged.images[:3].min() == 3 and merged.images[3:].max() == 2
+    assert "small background sets" in source and "images_background.npz" in source and "more lines" not in source

@@ -40,3 +40,7 @@ __all__ = ["CheckReport", "assert_checks_passed", "check_balanced_pairs", "check
 from .checks import check_entropy_of, check_reference_distribution  # noqa: F401, E402
 
 __all__ += ["check_entropy_of", "check_reference_distribution"]
+
+from .checks import check_cauchy_kernels, check_decide, check_glimpse_from, check_sign_test  # noqa: F401, E402
+
+__all__ += ["check_cauchy_kernels", "check_decide", "check_glimpse_from", "check_sign_test"]

@@ -1347,3 +1347,329 @@ def check_entropy_of(function) -> CheckReport:
 
 
 __all__ += ["check_reference_distribution", "check_entropy_of"]
+
+
+# --------------------------------------------------------------------------- 8.1 Cauchy kernels
+def _kernels(f, mu, gamma, image_size):
+    out = _np(f(_tensor(mu), _tensor(gamma), image_size))
+    want = (np.shape(mu)[0], np.shape(mu)[1], image_size)
+    if out.shape != want:
+        raise AssertionError(f"mu {np.shape(mu)} over {image_size} pixels should give shape {want}, got {out.shape}")
+    return out.astype(np.float64)
+
+
+def _kern_shape(f):
+    _kernels(f, np.zeros((2, 3)) + 4.0, [1.0, 2.0], 10)
+    return None
+
+
+def _kern_rows_sum(f):
+    rng = np.random.default_rng(81)
+    out = _kernels(f, rng.uniform(0, 15, (4, 5)), rng.uniform(0.3, 4, 4), 16)
+    sums = out.sum(axis=-1)
+    if not np.allclose(sums, 1.0, atol=1e-4):
+        return f"each filter's weights should add up to 1; yours add up to {np.round(sums.min(), 4)} … {np.round(sums.max(), 4)}"
+    return None
+
+
+def _kern_hand(f):
+    out = _kernels(f, [[1.0]], [1.0], 3)[0, 0]
+    if not np.allclose(out, [0.25, 0.5, 0.25], atol=1e-4):
+        return ("a filter centred on pixel 1 of 3 with width 1 weighs 1/(1+1), 1, 1/(1+1) before normalising, "
+                f"so [0.25, 0.5, 0.25] after; yours {np.round(out, 4).tolist()}")
+    return None
+
+
+def _kern_centre(f):
+    out = _kernels(f, [[4.5, 2.0, 7.0]], [1.5], 10)[0]
+    if not np.allclose(out[0], out[0][::-1], atol=1e-5):
+        return "a filter centred at 4.5, the middle of 10 pixels, should be symmetric about it"
+    if out[1].argmax() != 2 or out[2].argmax() != 7:
+        return f"filters centred on pixels 2 and 7 should peak there; yours peak at {out[1].argmax()} and {out[2].argmax()}"
+    return None
+
+
+def _kern_width(f):
+    narrow, wide = _kernels(f, [[5.0], [5.0]], [0.5, 3.0], 11)[:, 0]
+    if not narrow[5] > wide[5] or not narrow[0] < wide[0]:
+        return "a smaller gamma should give a narrower filter: more weight at its centre, less far from it"
+    return None
+
+
+def _kern_gradient(f):
+    import keras
+
+    if keras.config.backend() != "tensorflow":
+        return None
+    import tensorflow as tf
+
+    mu = tf.Variable(np.array([[2.3, 6.1]], np.float32))
+    gamma = tf.Variable(np.array([1.2], np.float32))
+    weights = tf.constant(np.linspace(-1, 1, 9 * 2).reshape(1, 2, 9).astype(np.float32))
+    with tf.GradientTape() as tape:
+        value = tf.reduce_sum(f(mu, gamma, 9) * weights)
+    g_mu, g_gamma = tape.gradient(value, [mu, gamma])
+    if g_mu is None or g_gamma is None:
+        return "no gradient reaches the centres or the width: compute the kernels with keras.ops on mu and gamma"
+    if not (np.all(np.isfinite(g_mu.numpy())) and np.all(np.isfinite(g_gamma.numpy()))):
+        return "the gradient is not finite"
+    if np.abs(g_mu.numpy()).max() == 0:
+        return "the gradient with respect to the centres is 0: moving a filter should change what it sees"
+    return None
+
+
+def _kern_graph(f):
+    import keras
+
+    if keras.config.backend() != "tensorflow":
+        return None
+    import tensorflow as tf
+
+    graph = tf.function(lambda mu, gamma: f(mu, gamma, 12),
+                        input_signature=[tf.TensorSpec((None, 4), tf.float32), tf.TensorSpec((None,), tf.float32)])
+    try:
+        graph.get_concrete_function()
+    except Exception as error:  # noqa: BLE001
+        return (f"it cannot run inside a Keras model, on symbolic tensors ({describe_error(error)}); "
+                f"use keras.ops rather than NumPy")
+    return None
+
+
+def check_cauchy_kernels(function) -> CheckReport:
+    """Exercise 8.1: ``function(mu, gamma, image_size) -> (batch, S, image_size)``."""
+    return _run("8.1", "Cauchy filterbank", function, [
+        ("one row of image_size weights per filter", _kern_shape),
+        ("each filter's weights add up to 1", _kern_rows_sum),
+        ("a hand-worked filter over 3 pixels", _kern_hand),
+        ("filters peak at their centres, symmetric about them", _kern_centre),
+        ("a smaller gamma gives a narrower filter", _kern_width),
+        ("gradients reach the centres and the width", _kern_gradient),
+        ("runs inside a Keras model (symbolic tensors)", _kern_graph),
+    ])
+
+
+# --------------------------------------------------------------------------- 8.2 a glimpse from two filterbanks
+def _glimpse(f, images, fx, fy):
+    out = _np(f(_tensor(images), _tensor(fx), _tensor(fy)))
+    want = (np.shape(images)[0], np.shape(fy)[1], np.shape(fx)[1])
+    if out.shape != want:
+        raise AssertionError(f"images {np.shape(images)} through filterbanks fx {np.shape(fx)} and fy {np.shape(fy)} "
+                             f"should give glimpses of shape {want}, got {out.shape}")
+    return out.astype(np.float64)
+
+
+def _glimpse_shape(f):
+    _glimpse(f, np.zeros((2, 8, 8)), np.full((2, 3, 8), 1 / 8), np.full((2, 3, 8), 1 / 8))
+    return None
+
+
+def _glimpse_identity(f):
+    image = np.random.default_rng(82).random((1, 6, 6))
+    eye = np.eye(6)[None]
+    out = _glimpse(f, image, eye, eye)
+    if not np.allclose(out, image, atol=1e-5):
+        return "with both filterbanks the identity (one filter per pixel), a glimpse should be the image itself"
+    return None
+
+
+def _glimpse_rows_columns(f):
+    image = np.arange(36.0).reshape(1, 6, 6)
+    fx = np.zeros((1, 1, 6)); fx[0, 0, 2] = 1.0      # x picks column 2
+    fy = np.zeros((1, 1, 6)); fy[0, 0, 5] = 1.0      # y picks row 5
+    out = _glimpse(f, image, fx, fy)[0, 0, 0]
+    if abs(out - image[0, 5, 2]) > 1e-4:
+        hint = " (rows and columns swapped: fy weighs the rows, fx the columns)" if abs(out - image[0, 2, 5]) < 1e-4 else ""
+        return f"fx picking column 2 and fy picking row 5 should see pixel [5, 2] = 32; yours gives {out:.4g}{hint}"
+    return None
+
+
+def _glimpse_batch(f):
+    rng = np.random.default_rng(83)
+    images = rng.random((3, 5, 5))
+    fx, fy = rng.random((3, 2, 5)), rng.random((3, 4, 5))
+    out = _glimpse(f, images, fx, fy)
+    expected = np.einsum("bin,bnm,bjm->bij", fy, images, fx)
+    if not np.allclose(out, expected, atol=1e-4):
+        return "each image should go through its own pair of filterbanks (the batch axis comes first everywhere)"
+    return None
+
+
+def _glimpse_course(f):
+    from .. import glimpses
+
+    rng = np.random.default_rng(84)
+    params = rng.normal(size=(4, 3)).astype(np.float32)
+    images = rng.random((4, 16, 16)).astype(np.float32)
+    fx, fy = (_np(x) for x in glimpses.cauchy_filterbank(params, 16, 5))
+    out = _glimpse(f, images, fx, fy)
+    expected = _np(glimpses.take_glimpse(images, params, 5))
+    if not np.allclose(out, expected, atol=1e-4):
+        return "through Cauchy filterbanks of the course, your glimpses differ from the course's take_glimpse"
+    return None
+
+
+def _glimpse_graph(f):
+    import keras
+
+    if keras.config.backend() != "tensorflow":
+        return None
+    import tensorflow as tf
+
+    graph = tf.function(f, input_signature=[tf.TensorSpec((None, 8, 8), tf.float32),
+                                            tf.TensorSpec((None, 3, 8), tf.float32),
+                                            tf.TensorSpec((None, 3, 8), tf.float32)])
+    try:
+        graph.get_concrete_function()
+    except Exception as error:  # noqa: BLE001
+        return (f"it cannot run inside a Keras model, on symbolic tensors ({describe_error(error)}); "
+                f"use keras.ops rather than NumPy")
+    return None
+
+
+def check_glimpse_from(function) -> CheckReport:
+    """Exercise 8.2: ``function(images, fx, fy) -> (batch, Sy, Sx)`` glimpses."""
+    return _run("8.2", "a glimpse through two filterbanks", function, [
+        ("one (Sy, Sx) glimpse per image", _glimpse_shape),
+        ("identity filterbanks return the image", _glimpse_identity),
+        ("fy weighs the rows, fx the columns", _glimpse_rows_columns),
+        ("each image through its own filterbanks", _glimpse_batch),
+        ("agrees with the course's glimpse on Cauchy filterbanks", _glimpse_course),
+        ("runs inside a Keras model (symbolic tensors)", _glimpse_graph),
+    ])
+
+
+# --------------------------------------------------------------------------- 9.1 the one-shot decision
+def _decide(f, scores):
+    out = f(np.asarray(scores, np.float64))
+    if not isinstance(out, tuple) or len(out) != 2:
+        raise AssertionError("should return two arrays: (choice, confidence)")
+    choice, confidence = (np.asarray(_np(x)) for x in out)
+    n = np.shape(scores)[0]
+    if choice.shape != (n,) or confidence.shape != (n,):
+        raise AssertionError(f"{n} trials should give a choice and a confidence each, shapes ({n},); "
+                             f"got {choice.shape} and {confidence.shape}")
+    return choice, confidence.astype(np.float64)
+
+
+def _decide_shape(f):
+    _decide(f, np.zeros((7, 20)) + np.arange(20))
+    return None
+
+
+def _decide_hand(f):
+    choice, confidence = _decide(f, [[0.0, np.log(3.0)], [2.0, 0.0], [0.0, 0.0]])
+    if list(choice[:2]) != [1, 0]:
+        return f"scores [0, log 3] and [2, 0] should choose candidates 1 and 0; yours chose {choice[:2].tolist()}"
+    if abs(confidence[0] - 0.75) > 1e-4:
+        return f"with scores [0, log 3] the softmax gives the chosen candidate 3/4; yours {confidence[0]:.4f}"
+    if abs(confidence[2] - 0.5) > 1e-4:
+        return f"two equal scores give the chosen one a probability of 1/2; yours {confidence[2]:.4f}"
+    return None
+
+
+def _decide_shift(f):
+    scores = np.random.default_rng(91).normal(size=(30, 20))
+    c1, p1 = _decide(f, scores)
+    c2, p2 = _decide(f, scores + np.arange(30)[:, None] * 7.0)
+    if (c1 != c2).any() or not np.allclose(p1, p2, atol=1e-6):
+        return "adding the same number to all the scores of a trial should change neither its choice nor its confidence"
+    return None
+
+
+def _decide_large(f):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        choice, confidence = _decide(f, [[1000.0, 999.0], [-1000.0, -1001.0]])
+    if not np.all(np.isfinite(confidence)):
+        return "scores of ±1000 gave a NaN or infinite confidence: e^1000 overflows; shift each row first"
+    expected = 1.0 / (1.0 + np.exp(-1.0))
+    if not np.allclose(confidence, expected, atol=1e-4) or list(choice) != [0, 0]:
+        return f"scores [1000, 999] and [-1000, -1001] should both give candidate 0 at {expected:.4f}; yours {np.round(confidence, 4).tolist()}"
+    return None
+
+
+def _decide_range(f):
+    scores = np.random.default_rng(92).normal(size=(50, 20)) * 4
+    choice, confidence = _decide(f, scores)
+    if (choice != scores.argmax(1)).any():
+        return "the choice should be the candidate with the highest score"
+    if np.any(confidence < 1 / 20 - 1e-9) or np.any(confidence > 1 + 1e-9):
+        return "the chosen candidate's probability lies between 1/20 (all equal) and 1"
+    return None
+
+
+def check_decide(function) -> CheckReport:
+    """Exercise 9.1: ``function(scores) -> (choice, confidence)``."""
+    return _run("9.1", "the one-shot decision", function, [
+        ("one choice and one confidence per trial", _decide_shape),
+        ("hand-worked trials", _decide_hand),
+        ("adding a constant to a trial's scores changes nothing", _decide_shift),
+        ("safe with large scores (no overflow)", _decide_large),
+        ("the best candidate, with a probability between 1/ways and 1", _decide_range),
+    ])
+
+
+# --------------------------------------------------------------------------- 9.2 the sign test
+def _p(f, wins, losses) -> float:
+    value = f(wins, losses)
+    if np.ndim(value) != 0:
+        raise AssertionError(f"should return one number, the p-value; got shape {np.shape(value)}")
+    return float(value)
+
+
+def _sign_hand(f):
+    got = _p(f, 10, 0)
+    if abs(got - 2 / 1024) > 1e-9:
+        return f"10 wins, 0 losses: each of the two all-one-way splits has probability 1/1024, so p = 2/1024; yours {got:.6g}"
+    got = _p(f, 8, 2)
+    if abs(got - 112 / 1024) > 1e-9:
+        return f"8 wins, 2 losses: p = 2 (1 + 10 + 45) / 1024 = 0.109375; yours {got:.6g}"
+    return None
+
+
+def _sign_even(f):
+    for wins, losses in ((0, 0), (5, 5), (6, 5)):
+        got = _p(f, wins, losses)
+        if abs(got - 1.0) > 1e-9:
+            return f"{wins} wins and {losses} losses is as even as a split can be: p = 1; yours {got:.6g}"
+    return None
+
+
+def _sign_symmetric(f):
+    for wins, losses in ((3, 12), (40, 25)):
+        if abs(_p(f, wins, losses) - _p(f, losses, wins)) > 1e-12:
+            return f"two-sided: {wins} against {losses} and {losses} against {wins} are equally uneven"
+    return None
+
+
+def _sign_large(f):
+    import math
+
+    got = _p(f, 600, 520)
+    expected = 2 * sum(math.comb(1120, k) for k in range(521)) / 2 ** 1120
+    if not np.isfinite(got) or abs(got - expected) > 1e-6:
+        return f"600 against 520 should give p = {expected:.4f}; yours {got:.6g} (beware 2**1120 as a float)"
+    return None
+
+
+def _sign_monotone(f):
+    ps = [_p(f, 20 + k, 20 - k) for k in range(0, 21, 4)]
+    if any(b > a + 1e-12 for a, b in zip(ps, ps[1:])):
+        return "a more uneven split should never be more likely: p should fall as wins - losses grows"
+    return None
+
+
+def check_sign_test(function) -> CheckReport:
+    """Exercise 9.2: ``function(wins, losses) -> two-sided p-value``."""
+    return _run("9.2", "the sign test", function, [
+        ("hand-worked splits", _sign_hand),
+        ("an even split gives p = 1, never more", _sign_even),
+        ("two-sided: symmetric in wins and losses", _sign_symmetric),
+        ("exact for a thousand trials", _sign_large),
+        ("p falls as the split grows more uneven", _sign_monotone),
+    ])
+
+
+__all__ += ["check_cauchy_kernels", "check_glimpse_from", "check_decide", "check_sign_test"]

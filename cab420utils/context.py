@@ -1,0 +1,157 @@
+"""Contextual ARC (Shyam, Gupta & Dukkipati, 2017): one-shot N-way decisions
+that look at all N candidates together.
+
+A naive one-shot classifier scores a test image against each of the N
+candidates on its own and takes the best.  The *full-context* model first runs
+an ARC over every (test, candidate) pair, then reads the N pair encodings as a
+sequence with a bidirectional LSTM — so each candidate's score can depend on
+how the others looked — and turns each output into a score; a softmax over
+the N scores is the decision.
+
+:func:`one_shot_episodes` draws N-way episodes from a set of characters
+(vectorised); :func:`episode_pairs` and :func:`lake_pairs` lay out the
+(test, candidate) image pairs of episodes and of Lake et al.'s runs;
+:func:`pair_encodings` runs the ARC over them; :func:`context_features` puts
+each candidate's encoding and naive score together; :func:`context_model` is
+the bidirectional-LSTM scorer; :func:`shuffle_candidates` re-orders candidates
+for training.
+"""
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+
+def one_shot_episodes(n_characters: int, n_drawers: int, n_episodes: int, rng: np.random.Generator,
+                      ways: int = 20, span: int | None = None):
+    """Draw ``n_episodes`` one-shot episodes shaped like Lake et al.'s runs.
+
+    Each episode has ``ways`` distinct characters, one drawing of each as the
+    candidates and another person's drawing of each as the tests.  Returns
+    ``(characters, candidate_drawers, test_drawers)``, each ``(n_episodes, ways)``;
+    ``test_drawers != candidate_drawers`` everywhere.  ``span``: the characters of
+    an episode lie within ``span`` consecutive characters of the set's order —
+    Omniglot numbers characters alphabet by alphabet, so a span near ``ways``
+    keeps most episodes within one alphabet, as Lake's runs are.
+    """
+    span = n_characters if span is None else int(span)
+    if ways < 2 or n_drawers < 2:
+        raise ValueError(f"an episode needs at least 2 ways and 2 drawings per character; got {ways} and {n_drawers}")
+    if not ways <= span <= n_characters:
+        raise ValueError(f"{ways}-way episodes need a span of at least {ways} characters and at most the "
+                         f"{n_characters} there are; got span={span}")
+    start = rng.integers(0, n_characters - span + 1, (n_episodes, 1))
+    chosen = np.argsort(rng.random((n_episodes, span)), axis=1)[:, :ways]    # ways distinct offsets, random order
+    characters = start + chosen
+    candidate_drawers = rng.integers(0, n_drawers, (n_episodes, ways))
+    test_drawers = (candidate_drawers + rng.integers(1, n_drawers, (n_episodes, ways))) % n_drawers
+    return characters, candidate_drawers, test_drawers
+
+
+def episode_pairs(images, episodes):
+    """The images of ``episodes`` from :func:`one_shot_episodes`, laid out for
+    scoring: ``(tests, candidates, answers)`` with ``tests`` and ``candidates``
+    shaped ``(episodes, ways, N, N)``; test ``i`` of an episode shows the same
+    character as candidate ``answers[e, i]`` (= i)."""
+    characters, candidate_drawers, test_drawers = episodes
+    tests = images[characters, test_drawers]
+    candidates = images[characters, candidate_drawers]
+    answers = np.broadcast_to(np.arange(characters.shape[1]), characters.shape).copy()
+    return tests, candidates, answers
+
+
+def lake_pairs(runs):
+    """Lake et al.'s runs in the layout of :func:`episode_pairs`: ``(tests,
+    candidates, answers)`` shaped ``(runs, 20, N, N)``, ``(runs, 20, N, N)`` and
+    ``(runs, 20)``."""
+    return (np.stack([r.test_images for r in runs]), np.stack([r.train_images for r in runs]),
+            np.stack([r.answers for r in runs]))
+
+
+def pair_encodings(model, tests, candidates, batch_size: int = 1000, both_orders: bool = True):
+    """Run the ARC over every (test, candidate) pair of each episode.
+
+    Returns ``(encodings, scores)``: the final hidden states,
+    ``(episodes, tests, candidates, features)``, and the naive same-logits,
+    ``(episodes, tests, candidates)`` (argmax over the last axis = naive ARC).
+    With ``both_orders`` the features are the encodings of (test, candidate) and
+    (candidate, test) side by side (``2 * hidden``) and the score is the mean of
+    the two logits, since an ARC is not symmetric.
+    """
+    tests = np.asarray(tests, np.float32)
+    candidates = np.asarray(candidates, np.float32)
+    if tests.ndim != 4 or tests.shape[0] != candidates.shape[0] or tests.shape[2:] != candidates.shape[2:]:
+        raise ValueError("tests and candidates must be (episodes, n, N, N) with the same episodes and image size; "
+                         f"got {tests.shape} and {candidates.shape}")
+    n_episodes, n_tests, n_candidates = tests.shape[0], tests.shape[1], candidates.shape[1]
+    a = np.repeat(tests, n_candidates, axis=1).reshape(-1, *tests.shape[2:])
+    b = np.tile(candidates, (1, n_tests, 1, 1)).reshape(-1, *candidates.shape[2:])
+    encodings, scores = [], []
+    for start in range(0, len(a), batch_size):
+        orders = [(a[start:start + batch_size], b[start:start + batch_size])]
+        if both_orders:
+            orders.append(orders[0][::-1])
+        h = [model.encode(x, y) for x, y in orders]
+        encodings.append(np.concatenate([ops.convert_to_numpy(e) for e in h], axis=1))
+        scores.append(np.mean([ops.convert_to_numpy(model.head(e))[:, 0] for e in h], axis=0))
+    shape = (n_episodes, n_tests, n_candidates)
+    return np.concatenate(encodings).reshape(*shape, -1), np.concatenate(scores).reshape(shape)
+
+
+def context_features(encodings, scores) -> np.ndarray:
+    """What the context model reads for each candidate: its pair encoding with
+    the naive score appended, ``(..., ways, features + 1)``, as one trial per row:
+    ``(trials, ways, features + 1)``."""
+    encodings, scores = np.asarray(encodings, np.float32), np.asarray(scores, np.float32)
+    if encodings.shape[:-1] != scores.shape:
+        raise ValueError(f"encodings {encodings.shape} and scores {scores.shape} must describe the same pairs")
+    features = np.concatenate([encodings, scores[..., None]], axis=-1)
+    return features.reshape(-1, *features.shape[-2:])
+
+
+def context_model(training_features, units: int = 32, dropout: float = 0.2, name: str = "full_context") -> keras.Model:
+    """Full-context scorer: ``(batch, ways, features)`` in, ``(batch, ways)``
+    logits out (softmax over the candidates = the decision).
+
+    Each candidate's features are standardised (with the mean and spread of
+    ``training_features``, shaped ``(trials, ways, features)``), dropped out a
+    little and projected to ``units`` numbers; a bidirectional LSTM then reads
+    the candidates in turn, so each candidate's score is computed knowing all
+    the others; one Dense unit per position turns its output into a score.
+    """
+    training_features = np.asarray(training_features, np.float32)
+    if training_features.ndim != 3:
+        raise ValueError(f"training_features must be (trials, ways, features); got {training_features.shape}")
+    ways, features = training_features.shape[1:]
+    standardise = layers.Normalization(axis=-1, name="standardise")
+    standardise.adapt(training_features.reshape(-1, features))
+    inputs = keras.Input((ways, features), name="pair_features")
+    x = layers.Dropout(dropout, name="dropout")(standardise(inputs))
+    x = layers.Dense(units, activation="elu", name="project")(x)
+    x = layers.Bidirectional(layers.LSTM(units, return_sequences=True), name="context")(x)
+    scores = layers.Dense(1, name="score")(x)
+    return keras.Model(inputs, layers.Reshape((ways,), name="logits")(scores), name=name)
+
+
+def shuffle_candidates(encodings, answers, rng: np.random.Generator):
+    """Put every example's candidates in a fresh random order (the BiLSTM reads
+    them in order, and the order must carry no information); ``encodings`` is
+    ``(examples, ways, features)``, ``answers`` ``(examples,)``.  Vectorised."""
+    order = np.argsort(rng.random(encodings.shape[:2]), axis=1)
+    shuffled = np.take_along_axis(encodings, order[:, :, None], axis=1)
+    new_answers = np.argmax(order == np.asarray(answers)[:, None], axis=1)
+    return shuffled, new_answers
+
+
+def decide(scores):
+    """The one-shot decision from ``(trials, ways)`` scores (higher = more alike):
+    ``(choice, confidence)`` — the index of the best candidate of each trial and
+    its probability under a softmax over the trial's candidates."""
+    scores = np.asarray(scores, np.float64)
+    if scores.ndim != 2 or scores.shape[1] < 2:
+        raise ValueError(f"scores must be (trials, ways) with at least 2 candidates; got shape {scores.shape}")
+    if not np.all(np.isfinite(scores)):
+        raise ValueError("scores must be finite numbers (a NaN or infinity cannot be ranked)")
+    shifted = scores - scores.max(axis=1, keepdims=True)      # the best is 0: exp never overflows
+    return scores.argmax(axis=1), 1.0 / np.exp(shifted).sum(axis=1)

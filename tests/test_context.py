@@ -1,0 +1,122 @@
+"""Contextual ARC: episodes like Lake's runs, pair encodings, the context model; the sign test."""
+from types import SimpleNamespace
+
+import keras
+import numpy as np
+import pytest
+
+from cab420utils import arc, context, metrics
+
+
+def test_episodes_are_distinct_characters_within_a_span_with_other_drawers_for_the_tests():
+    chars, cand, test = context.one_shot_episodes(100, 20, 500, np.random.default_rng(0), ways=20, span=30)
+    assert chars.shape == cand.shape == test.shape == (500, 20)
+    assert all(len(set(row)) == 20 for row in chars)                       # 20 different characters
+    assert (chars.max(1) - chars.min(1) < 30).all() and chars.min() >= 0 and chars.max() < 100
+    assert (test != cand).all() and cand.min() >= 0 and test.max() < 20
+    # the right answer's position is spread over the 20 slots, not always the lowest character
+    assert len(np.unique(np.argmin(chars, axis=1))) > 15
+    again = context.one_shot_episodes(100, 20, 500, np.random.default_rng(0), ways=20, span=30)
+    assert all((x == y).all() for x, y in zip((chars, cand, test), again))   # seeded: the same episodes
+
+
+def test_episode_refuses_impossible_requests_with_a_message():
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="span"):
+        context.one_shot_episodes(100, 20, 5, rng, ways=20, span=10)
+    with pytest.raises(ValueError, match="span"):
+        context.one_shot_episodes(15, 20, 5, rng, ways=20)
+    with pytest.raises(ValueError, match="2 drawings"):
+        context.one_shot_episodes(100, 1, 5, rng)
+
+
+def test_episode_pairs_look_up_the_drawings_and_answer_by_position():
+    images = np.arange(30 * 4 * 2 * 2, dtype=np.float32).reshape(30, 4, 2, 2)
+    episodes = context.one_shot_episodes(30, 4, 3, np.random.default_rng(1), ways=5, span=10)
+    tests, candidates, answers = context.episode_pairs(images, episodes)
+    chars, cand, test = episodes
+    assert tests.shape == candidates.shape == (3, 5, 2, 2)
+    np.testing.assert_array_equal(tests[2, 4], images[chars[2, 4], test[2, 4]])
+    np.testing.assert_array_equal(candidates[1, 3], images[chars[1, 3], cand[1, 3]])
+    np.testing.assert_array_equal(answers, np.tile(np.arange(5), (3, 1)))
+
+
+@pytest.fixture(scope="module")
+def model():
+    keras.utils.set_random_seed(0)
+    m = arc.ARC(hidden=8, glimpses_per_image=2, glimpse_size=4, head_units=4)
+    m([np.zeros((1, 12, 12), np.float32)] * 2)
+    m.where.set_weights([np.random.default_rng(3).normal(size=(8, 3)).astype(np.float32)])
+    return m
+
+
+def test_pair_encodings_hold_both_orders_and_the_naive_scores(model):
+    rng = np.random.default_rng(2)
+    tests, candidates = rng.random((2, 3, 12, 12), np.float32), rng.random((2, 4, 12, 12), np.float32)
+    encodings, scores = context.pair_encodings(model, tests, candidates, batch_size=5)
+    assert encodings.shape == (2, 3, 4, 16) and scores.shape == (2, 3, 4)
+    forward = keras.ops.convert_to_numpy(model.encode(tests[1, 2:3], candidates[1, 1:2]))[0]
+    backward = keras.ops.convert_to_numpy(model.encode(candidates[1, 1:2], tests[1, 2:3]))[0]
+    np.testing.assert_allclose(encodings[1, 2, 1], np.concatenate([forward, backward]), rtol=1e-4, atol=1e-5)
+    # the naive score of each pair is the ARC's own two-order score, pair by pair
+    expected = arc.pair_scores(model, np.repeat(tests[0], 4, axis=0), np.tile(candidates[0], (3, 1, 1)))
+    np.testing.assert_allclose(scores[0].reshape(-1), expected, rtol=1e-4, atol=1e-5)
+    one_order, _ = context.pair_encodings(model, tests, candidates, both_orders=False)
+    np.testing.assert_allclose(one_order, encodings[..., :8], rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="episodes"):
+        context.pair_encodings(model, tests, candidates[:1])
+
+
+def test_lake_pairs_stack_the_runs():
+    runs = [SimpleNamespace(test_images=np.full((20, 4, 4), k), train_images=np.full((20, 4, 4), -k),
+                            answers=np.arange(20)[::-1]) for k in range(3)]
+    tests, candidates, answers = context.lake_pairs(runs)
+    assert tests.shape == candidates.shape == (3, 20, 4, 4) and answers.shape == (3, 20)
+    assert tests[2].min() == 2 and candidates[1].max() == -1 and answers[0, 0] == 19
+
+
+def test_context_features_append_the_score_and_refuse_mismatches():
+    encodings, scores = np.zeros((2, 3, 5, 4)), np.arange(30.0).reshape(2, 3, 5)
+    features = context.context_features(encodings, scores)
+    assert features.shape == (6, 5, 5)
+    np.testing.assert_array_equal(features[4, :, -1], scores[1, 1])
+    with pytest.raises(ValueError, match="same pairs"):
+        context.context_features(encodings, scores[:, :2])
+
+
+def test_shuffling_candidates_moves_the_answer_with_its_features():
+    rng = np.random.default_rng(4)
+    features = rng.random((50, 6, 3))
+    answers = rng.integers(0, 6, 50)
+    shuffled, moved = context.shuffle_candidates(features, answers, np.random.default_rng(5))
+    np.testing.assert_array_equal(shuffled[np.arange(50), moved], features[np.arange(50), answers])
+    np.testing.assert_allclose(np.sort(shuffled, axis=1), np.sort(features, axis=1))
+    assert (moved != answers).any()
+
+
+def test_the_context_model_learns_a_decision_that_needs_the_other_candidates():
+    # The right candidate is the one whose feature is largest *within its trial*: no threshold on one
+    # candidate's feature alone can find it (the level of each trial is random), the context can.
+    rng = np.random.default_rng(6)
+    trials, ways = 600, 5
+    level = rng.normal(0, 3, (trials, 1))
+    features = (level + rng.normal(0, 1, (trials, ways)))[..., None].astype(np.float32)
+    answers = features[..., 0].argmax(1)
+    keras.utils.set_random_seed(0)
+    model = context.context_model(features, units=8, dropout=0.0)
+    assert tuple(model.output.shape) == (None, ways)
+    model.compile(keras.optimizers.Adam(0.02), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(features, answers, batch_size=50, epochs=15, verbose=0)
+    accuracy = metrics.one_shot_accuracy(model.predict(features, verbose=0), answers)
+    assert accuracy > 0.8, accuracy
+    with pytest.raises(ValueError, match="trials, ways, features"):
+        context.context_model(features[..., 0])
+
+
+def test_sign_test_matches_hand_counts():
+    assert metrics.sign_test(0, 0) == 1.0
+    assert metrics.sign_test(3, 3) == 1.0
+    assert metrics.sign_test(10, 0) == pytest.approx(2 / 1024)
+    assert metrics.sign_test(2, 8) == pytest.approx(2 * (1 + 10 + 45) / 1024)
+    with pytest.raises(ValueError, match="counts"):
+        metrics.sign_test(-1, 3)
