@@ -385,20 +385,7 @@ def _loss_gradient_at_zero(f):
 
 
 def _loss_graph(f):
-    import keras
-
-    if keras.config.backend() != "tensorflow":
-        return None
-    import tensorflow as tf
-
-    spec = tf.TensorSpec((None, 4), tf.float32)
-    graph = tf.function(lambda a, p, n: f(a, p, n, 0.2), input_signature=[spec] * 3)
-    try:
-        graph.get_concrete_function()
-    except Exception as error:  # noqa: BLE001
-        return (f"it cannot run inside a Keras model, on symbolic tensors ({describe_error(error)}); "
-                f"use keras.ops rather than NumPy")
-    return None
+    return _graph_problem(lambda a, p, n: f(a, p, n, 0.2), 3)
 
 
 def check_triplet_loss(function) -> CheckReport:
@@ -531,16 +518,19 @@ def _scalar(value) -> float:
     return float(_np(value))
 
 
-def _graph_problem(function, n_inputs: int, width: int = 4):
-    """None when ``function`` builds on symbolic (None, width) inputs, else what went wrong."""
+def _graph_problem(function, n_inputs: int, width: int = 4, shapes=None):
+    """None when ``function`` builds on symbolic inputs, else what went wrong.
+
+    The inputs are ``n_inputs`` tensors of shape (None, width), or one per
+    entry of ``shapes`` (each a shape tuple, None for the batch axis)."""
     import keras
 
     if keras.config.backend() != "tensorflow":
         return None
     import tensorflow as tf
 
-    spec = tf.TensorSpec((None, width), tf.float32)
-    graph = tf.function(function, input_signature=[spec] * n_inputs)
+    shapes = shapes or [(None, width)] * n_inputs
+    graph = tf.function(function, input_signature=[tf.TensorSpec(shape, tf.float32) for shape in shapes])
     try:
         graph.get_concrete_function()
     except Exception as error:  # noqa: BLE001
@@ -1419,20 +1409,7 @@ def _kern_gradient(f):
 
 
 def _kern_graph(f):
-    import keras
-
-    if keras.config.backend() != "tensorflow":
-        return None
-    import tensorflow as tf
-
-    graph = tf.function(lambda mu, gamma: f(mu, gamma, 12),
-                        input_signature=[tf.TensorSpec((None, 4), tf.float32), tf.TensorSpec((None,), tf.float32)])
-    try:
-        graph.get_concrete_function()
-    except Exception as error:  # noqa: BLE001
-        return (f"it cannot run inside a Keras model, on symbolic tensors ({describe_error(error)}); "
-                f"use keras.ops rather than NumPy")
-    return None
+    return _graph_problem(lambda mu, gamma: f(mu, gamma, 12), 2, shapes=[(None, 4), (None,)])
 
 
 def check_cauchy_kernels(function) -> CheckReport:
@@ -1509,21 +1486,7 @@ def _glimpse_course(f):
 
 
 def _glimpse_graph(f):
-    import keras
-
-    if keras.config.backend() != "tensorflow":
-        return None
-    import tensorflow as tf
-
-    graph = tf.function(f, input_signature=[tf.TensorSpec((None, 8, 8), tf.float32),
-                                            tf.TensorSpec((None, 3, 8), tf.float32),
-                                            tf.TensorSpec((None, 3, 8), tf.float32)])
-    try:
-        graph.get_concrete_function()
-    except Exception as error:  # noqa: BLE001
-        return (f"it cannot run inside a Keras model, on symbolic tensors ({describe_error(error)}); "
-                f"use keras.ops rather than NumPy")
-    return None
+    return _graph_problem(f, 3, shapes=[(None, 8, 8), (None, 3, 8), (None, 3, 8)])
 
 
 def check_glimpse_from(function) -> CheckReport:
