@@ -156,9 +156,12 @@ def test_later_notebooks_get_notebook_08s_arc_or_a_stand_in(tmp_path, monkeypatc
     from cab420utils import data
 
     monkeypatch.setenv("CAB420_BUILD", str(tmp_path))
-    fake = data.OmniglotSet(np.random.default_rng(0).random((120, 20, 32, 32)).astype(np.float32),
+    fake = data.OmniglotSet(np.random.default_rng(0).random((120, 20, 12, 12)).astype(np.float32),
                             np.arange(120), None, "fake")
     monkeypatch.setattr(data, "load_omniglot_background", lambda size=None: (fake, "a fake set"))
+    real_settings = arc.comparator_settings
+    tiny = dict(image_size=12, glimpse_size=4, glimpses_per_image=2, hidden=8)     # the wiring, not the size
+    monkeypatch.setattr(arc, "comparator_settings", lambda profile: {**real_settings(profile), **tiny})
     stand_in, where = arc.notebook08_comparator("fast", seed=5, quick_steps=2)
     assert "stand-in" in where and "2 steps" in where
     assert not (tmp_path / "models").exists()                     # a stand-in is never saved as 08's ARC
@@ -166,7 +169,7 @@ def test_later_notebooks_get_notebook_08s_arc_or_a_stand_in(tmp_path, monkeypatc
     arc.save_comparator(stand_in, tmp_path / "models" / arc.SAVED_NAME, dict(settings, seed=5))
     loaded, where = arc.notebook08_comparator("fast", seed=5, quick_steps=2)
     assert "loaded" in where
-    a = np.random.default_rng(1).random((3, 32, 32)).astype(np.float32)
+    a = np.random.default_rng(1).random((3, 12, 12)).astype(np.float32)
     np.testing.assert_allclose(arc.pair_scores(loaded, a, a[::-1]), arc.pair_scores(stand_in, a, a[::-1]), rtol=1e-5)
     _, where = arc.notebook08_comparator("fast", seed=6, quick_steps=2)    # another seed: not 08's model
     assert "stand-in" in where
