@@ -215,15 +215,19 @@ def save_comparator(model: ARC, path, settings: dict) -> Path:
     if not path.name.endswith(".weights.h5"):
         raise ValueError(f"an ARC's weights go in a file named *.weights.h5, got {path.name}")
     path.parent.mkdir(parents=True, exist_ok=True)
+    card_path = _settings_path(path)
+    card_path.unlink(missing_ok=True)         # no old card may vouch for the new weights, even after a crash
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".weights.h5")
     os.close(fd)
     try:
         model.save_weights(tmp, overwrite=True)
         os.replace(tmp, path)
+        card = {"settings": _plain(settings), "config": _plain(model.get_config())}
+        with open(tmp, "w") as f:
+            f.write(json.dumps(card, indent=1, sort_keys=True))
+        os.replace(tmp, card_path)             # the card last: weights without a card are never used
     finally:
         Path(tmp).unlink(missing_ok=True)
-    card = {"settings": _plain(settings), "config": _plain(model.get_config())}
-    _settings_path(path).write_text(json.dumps(card, indent=1, sort_keys=True))
     return path
 
 

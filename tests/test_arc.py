@@ -143,6 +143,15 @@ def test_a_trained_comparator_is_saved_and_reused_only_with_the_same_settings(tm
     assert not [p for p in path.parent.iterdir() if p.name.startswith(".tmp")]   # nothing half-written left
     with pytest.raises(ValueError, match="weights.h5"):
         arc.save_comparator(model, tmp_path / "arc.h5", settings)
+    # a save that fails half-way leaves no card vouching for whatever weights are there
+    def fail(*args, **kwargs):
+        raise OSError("disk full")
+
+    model.save_weights = fail
+    with pytest.raises(OSError, match="disk full"):
+        arc.save_comparator(model, path, {**settings, "steps": 5})
+    assert arc.load_comparator(path, settings, 12) is None
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".tmp")]
 
 
 def test_comparator_settings_name_the_profile():
