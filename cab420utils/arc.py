@@ -322,10 +322,18 @@ def lake_scores(model: ARC, runs, batch_size: int = 500, both_orders: bool = Tru
     is the argmax over the last axis)."""
     tests = np.stack([r.test_images for r in runs])       # (R, T, N, N)
     trains = np.stack([r.train_images for r in runs])     # (R, C, N, N)
-    n_runs, n_test, n_cand = len(runs), tests.shape[1], trains.shape[1]
-    a = np.repeat(tests, n_cand, axis=1).reshape(-1, *tests.shape[2:])
-    b = np.tile(trains, (1, n_test, 1, 1)).reshape(-1, *trains.shape[2:])
-    return pair_scores(model, a, b, batch_size, both_orders).reshape(n_runs, n_test, n_cand)
+    a, b = every_pair(tests, trains)
+    return pair_scores(model, a, b, batch_size, both_orders).reshape(len(runs), tests.shape[1], trains.shape[1])
+
+
+def every_pair(tests, candidates):
+    """Each test image of an episode paired with each of its candidates, test by
+    test: ``(episodes, T, N, N)`` and ``(episodes, C, N, N)`` give two flat
+    ``(episodes * T * C, N, N)`` arrays, pair ``(e, t, c)`` at ``(e * T + t) * C + c``."""
+    n_tests, n_candidates = tests.shape[1], candidates.shape[1]
+    a = np.repeat(tests, n_candidates, axis=1).reshape(-1, *tests.shape[2:])
+    b = np.tile(candidates, (1, n_tests, 1, 1)).reshape(-1, *candidates.shape[2:])
+    return a, b
 
 
 def attention_trace(model: ARC, image_a, image_b) -> np.ndarray:

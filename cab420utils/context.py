@@ -22,6 +22,8 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from .arc import every_pair
+
 
 def one_shot_episodes(n_characters: int, n_drawers: int, n_episodes: int, rng: np.random.Generator,
                       ways: int = 20, span: int | None = None):
@@ -84,9 +86,7 @@ def pair_encodings(model, tests, candidates, batch_size: int = 1000, both_orders
     if tests.ndim != 4 or tests.shape[0] != candidates.shape[0] or tests.shape[2:] != candidates.shape[2:]:
         raise ValueError("tests and candidates must be (episodes, n, N, N) with the same episodes and image size; "
                          f"got {tests.shape} and {candidates.shape}")
-    n_episodes, n_tests, n_candidates = tests.shape[0], tests.shape[1], candidates.shape[1]
-    a = np.repeat(tests, n_candidates, axis=1).reshape(-1, *tests.shape[2:])
-    b = np.tile(candidates, (1, n_tests, 1, 1)).reshape(-1, *candidates.shape[2:])
+    a, b = every_pair(tests, candidates)
     encodings, scores = [], []
     for start in range(0, len(a), batch_size):
         orders = [(a[start:start + batch_size], b[start:start + batch_size])]
@@ -95,7 +95,7 @@ def pair_encodings(model, tests, candidates, batch_size: int = 1000, both_orders
         h = [model.encode(x, y) for x, y in orders]
         encodings.append(np.concatenate([ops.convert_to_numpy(e) for e in h], axis=1))
         scores.append(np.mean([ops.convert_to_numpy(model.head(e))[:, 0] for e in h], axis=0))
-    shape = (n_episodes, n_tests, n_candidates)
+    shape = (tests.shape[0], tests.shape[1], candidates.shape[1])
     return np.concatenate(encodings).reshape(*shape, -1), np.concatenate(scores).reshape(shape)
 
 
