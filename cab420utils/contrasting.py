@@ -26,7 +26,7 @@ import numpy as np
 from keras import layers, ops
 
 from .losses import EPS, safe_sqrt
-from .sampling import as_image_batch
+from .sampling import EpochDataset, as_image_batch
 
 # --------------------------------------------------------------------------
 # Patches
@@ -102,10 +102,12 @@ def sample_patch_pairs(images, patch_size: int, rng: np.random.Generator, flip: 
     return PatchPairs(first, second, np.arange(n), first_at, second_at)
 
 
-class PatchPairDataset(keras.utils.PyDataset):
+class PatchPairDataset(EpochDataset):
     """Unlabelled images in, patch pairs out: yields ``((first, second), zeros)``
     (the loss needs no target; Keras wants one).  Image order, corners and
-    flips are drawn afresh each epoch from ``default_rng([seed, epoch])``."""
+    flips are drawn afresh each epoch from ``default_rng([seed, epoch])``, epochs
+    counted as :class:`~cab420utils.sampling.EpochDataset` says (so ``fit``'s first
+    epoch is epoch 0)."""
 
     def __init__(self, images, patch_size: int, batch_size: int, n_batches: int, seed: int,
                  flip: bool = True, jitter: float = 0.0, **kwargs):
@@ -116,7 +118,7 @@ class PatchPairDataset(keras.utils.PyDataset):
             raise ValueError(f"batch_size must be at least 2 (a patch needs other images to be contrasted with), "
                              f"got {batch_size}")
         self.patch_size, self.batch_size, self.n_batches = int(patch_size), int(batch_size), int(n_batches)
-        self.seed, self.flip, self.jitter, self.epoch = int(seed), flip, float(jitter), 0
+        self.seed, self.flip, self.jitter = int(seed), flip, float(jitter)
         self._draw()
 
     def _draw(self) -> None:
@@ -124,11 +126,6 @@ class PatchPairDataset(keras.utils.PyDataset):
         need = self.n_batches * self.batch_size
         self.order = np.concatenate([rng.permutation(len(self.images))
                                      for _ in range(math.ceil(need / len(self.images)))])[:need]
-        self.rng = rng
-
-    def on_epoch_end(self) -> None:
-        self.epoch += 1
-        self._draw()
 
     def __len__(self) -> int:
         return self.n_batches

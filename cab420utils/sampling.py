@@ -170,32 +170,22 @@ def as_model_input(images) -> np.ndarray:
     return as_image_batch(images).astype(np.float32)
 
 
-class _EpochSampler(keras.utils.PyDataset):
-    """Shared machinery: draw a fresh set of indices at the start of each epoch
-    from ``default_rng([seed, epoch])``, so epoch ``e`` is the same on every rerun.
-
-    Epochs are counted by Keras' ``on_epoch_begin`` calls, not ``on_epoch_end``:
-    ``fit`` reads a batch to learn its shapes and then calls ``on_epoch_end``
-    *before* the first epoch, which would otherwise skip epoch 0.  So the first
-    training epoch sees exactly the batches drawn at construction (``data[i]``).
-    A second ``fit`` on the same object goes on with the next epochs; build a new
-    one with the same seed to replay the same batches.  ``redraw=False`` keeps
-    one draw for ever (fixed validation batches).
+class EpochDataset(keras.utils.PyDataset):
+    """A ``PyDataset`` that draws afresh at the start of each epoch, counting
+    epochs by Keras' ``on_epoch_begin`` calls, not ``on_epoch_end``: ``fit`` reads
+    a batch to learn its shapes and then calls ``on_epoch_end`` *before* the first
+    epoch, which would otherwise skip epoch 0.  So the first training epoch sees
+    exactly what was drawn at construction (``data[i]``).  A second ``fit`` on the
+    same object goes on with the next epochs; build a new one with the same seed to
+    replay the same batches.  ``redraw=False`` keeps one draw for ever (fixed
+    validation batches).  Subclasses set ``self.epoch = 0`` and call ``_draw()``
+    from ``__init__`` (after ``super().__init__``) and implement ``_draw``.
     """
 
-    def __init__(self, x, labels, n_items: int, batch_size: int, seed: int, redraw: bool = True, **kwargs):
+    def __init__(self, redraw: bool = True, **kwargs):
         super().__init__(**kwargs)
-        x = as_model_input(x)
-        labels = np.asarray(labels)
-        if len(x) != len(labels):
-            raise ValueError(f"{len(x)} images but {len(labels)} labels: they must match one to one")
-        self.x, self.labels = x, labels
-        self.index = ClassIndex.from_labels(labels)
-        self.index.require_pairs()
-        self.n_items, self.batch_size, self.seed = int(n_items), int(batch_size), int(seed)
         self.redraw = redraw
         self.epoch, self._epochs_begun = 0, 0
-        self._draw()
 
     def _draw(self) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -208,6 +198,24 @@ class _EpochSampler(keras.utils.PyDataset):
     def next_epoch(self) -> None:
         """Draw the next epoch's items (Keras calls this through ``on_epoch_begin``)."""
         self.epoch += 1
+        self._draw()
+
+
+class _EpochSampler(EpochDataset):
+    """Shared machinery of the labelled samplers: a fresh set of indices each
+    epoch from ``default_rng([seed, epoch])``, so epoch ``e`` is the same on every
+    rerun (epochs counted as :class:`EpochDataset` says)."""
+
+    def __init__(self, x, labels, n_items: int, batch_size: int, seed: int, redraw: bool = True, **kwargs):
+        super().__init__(redraw=redraw, **kwargs)
+        x = as_model_input(x)
+        labels = np.asarray(labels)
+        if len(x) != len(labels):
+            raise ValueError(f"{len(x)} images but {len(labels)} labels: they must match one to one")
+        self.x, self.labels = x, labels
+        self.index = ClassIndex.from_labels(labels)
+        self.index.require_pairs()
+        self.n_items, self.batch_size, self.seed = int(n_items), int(batch_size), int(seed)
         self._draw()
 
     def _rng(self) -> np.random.Generator:

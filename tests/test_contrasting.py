@@ -168,8 +168,43 @@ def test_patch_dataset_batches_and_epochs():
     again = C.PatchPairDataset(images, 12, batch_size=4, n_batches=3, seed=1)
     np.testing.assert_array_equal(again[2][0][0], ds[2][0][0])
     before = ds[0][0][0].copy()
-    ds.on_epoch_end()
+    ds.next_epoch()
     assert not np.array_equal(before, ds[0][0][0])
+
+
+def test_patch_dataset_fit_starts_on_epoch_0_then_draws_fresh_patches():
+    """Keras calls on_epoch_end once before the first epoch; training must
+    still start on the patches drawn at construction (what ``ds[i]`` shows)."""
+    images = _images(10)
+
+    class Spy(C.PatchPairDataset):
+        served, training = [], False
+
+        def on_epoch_begin(self):
+            super().on_epoch_begin()
+            self.training = True
+            self.served.append([])
+
+        def __getitem__(self, i):
+            (first, second), target = super().__getitem__(i)
+            if self.training:
+                self.served[-1].append(first)
+            return (first, second), target
+
+    ds = Spy(images, 12, batch_size=4, n_batches=2, seed=3)
+    replay = C.PatchPairDataset(images, 12, batch_size=4, n_batches=2, seed=3)
+    first_in = keras.Input((12, 12, 1))
+    second_in = keras.Input((12, 12, 1))
+    flat = keras.layers.Flatten()
+    model = keras.Model([first_in, second_in], keras.layers.Dense(1)(flat(first_in) - flat(second_in)))
+    model.compile("sgd", "mse")
+    model.fit(ds, epochs=2, verbose=0, shuffle=False)
+    assert len(ds.served) == 2
+    for epoch in range(2):
+        served = sorted(b.tobytes() for b in ds.served[epoch])
+        assert served == sorted(replay[i][0][0].tobytes() for i in range(len(replay))), f"epoch {epoch}"
+        replay.next_epoch()
+    assert sorted(b.tobytes() for b in ds.served[0]) != sorted(b.tobytes() for b in ds.served[1])
 
 
 def test_patch_errors_are_clear():
