@@ -29,6 +29,7 @@ from keras import layers, ops
 
 from .glimpses import CauchyGlimpse
 from .metrics import roc_auc
+from .profiles import rehearsal_budget
 from .training import cosine_adam
 
 
@@ -94,13 +95,14 @@ class ARC(keras.Model):
                 "glimpse_size": self.glimpse_size, "head_units": self.head_units}
 
 
-def comparator_settings(profile: str) -> dict:
+def comparator_settings(profile: str, rehearsal: bool = False) -> dict:
     """The ARC that notebook 08 trains and notebook 09 reuses, for ``profile``
-    (``"fast"``: a 2-core CPU, about six minutes; ``"full"``: a GPU)."""
+    (``"fast"``: a 2-core CPU, about six minutes; ``"full"``: a GPU).  In a
+    ``rehearsal`` the training budget is cut as :mod:`cab420utils.profiles` says."""
     if profile not in ("fast", "full"):
         raise ValueError(f"profile must be 'fast' or 'full', got {profile!r}")
     fast = profile == "fast"
-    return dict(
+    settings = dict(
         image_size=32,                          # Omniglot's 105x105 drawings, area-averaged to 32x32
         glimpse_size=12,                        # a 12x12 grid of Cauchy filters per glimpse
         glimpses_per_image=6,                   # 12 glimpses in all: A, B, A, B, ...
@@ -113,6 +115,10 @@ def comparator_settings(profile: str) -> dict:
         validation_characters=96,               # the last background characters, never trained on
         evaluate_every=1000 if fast else 2000,
     )
+    if rehearsal:
+        settings["steps"] = rehearsal_budget(8000)
+        settings["evaluate_every"] = settings["steps"] // 2
+    return settings
 
 
 def character_pairs(n_characters: int, n_drawers: int, n_pairs: int, rng: np.random.Generator,
@@ -256,19 +262,20 @@ def load_comparator(path, settings: dict, image_size: int) -> ARC | None:
 SAVED_NAME = "08-arc.weights.h5"   # where notebook 08 leaves its ARC, under build/models/
 
 
-def notebook08_comparator(profile: str, seed: int, quick_steps: int | None = None):
+def notebook08_comparator(profile: str, seed: int, quick_steps: int | None = None, rehearsal: bool = False):
     """Notebook 08's trained ARC for ``profile`` and ``seed``, for later notebooks.
 
     Loaded from ``build/models/`` when notebook 08 saved one with these
     settings; otherwise trained here on the background set exactly as notebook
     08 trains it (same seeds, same steps; then saved), or — with
     ``quick_steps`` — a stand-in trained for only that many steps (not saved:
-    for exercises that must stay short).  Returns ``(model, where_from)``.
+    for exercises that must stay short).  ``rehearsal``: notebook 08's
+    rehearsal ARC (:func:`comparator_settings`).  Returns ``(model, where_from)``.
     """
     from .data import load_omniglot_background
     from .results import build_dir
 
-    settings = comparator_settings(profile)
+    settings = comparator_settings(profile, rehearsal)
     path = build_dir() / "models" / SAVED_NAME
     model = load_comparator(path, dict(settings, seed=seed), settings["image_size"])
     if model is not None:

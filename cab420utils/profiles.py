@@ -5,10 +5,19 @@ Every notebook starts with::
 
     run = cab420utils.setup("01-siamese-bce", "Siamese network with binary cross-entropy")
     epochs = run.pick(fast=4, full=40)
+    steps = run.budget(fast=900, full=20_000)
 
 ``setup`` seeds every random number generator, prints which profile runs and
 why, on which device and with which versions, and starts the clock that the
 results recorder reads at the end.
+
+``pick`` chooses a setting (a model's size, which forms or seeds to run);
+``budget`` chooses *how much* to train (steps, images, episodes).  The two differ
+only in a **rehearsal** (``CAB420_REHEARSAL=1``): every setting is the profile's
+own, but every budget is cut to a twentieth of the fast profile's, so the full
+profile's code (its larger models, extra seeds and forms) runs end to end on a
+CPU in minutes, before anyone spends hours of a GPU on it.  A rehearsal's
+numbers mean nothing and say so (``python3 tools/course.py rehearse``).
 """
 from __future__ import annotations
 
@@ -22,6 +31,24 @@ import numpy as np
 
 PROFILE_VARIABLE = "CAB420_PROFILE"
 PROFILES = ("fast", "full", "auto")
+REHEARSAL_VARIABLE = "CAB420_REHEARSAL"
+REHEARSAL_DIVISOR = 20   # a rehearsal's budgets: the fast profile's, divided by this
+
+
+def rehearsal_requested() -> bool:
+    """Whether ``$CAB420_REHEARSAL`` asks for a rehearsal (1/true/yes; 0/false/no/empty: no)."""
+    value = os.environ.get(REHEARSAL_VARIABLE, "").strip().lower()
+    if value in ("", "0", "false", "no"):
+        return False
+    if value in ("1", "true", "yes"):
+        return True
+    raise ValueError(f"{REHEARSAL_VARIABLE}={value!r}: use 1 (rehearse: tiny budgets, every setting of the "
+                     f"profile) or 0 (a real run)")
+
+
+def rehearsal_budget(fast_value: int, least: int = 1) -> int:
+    """A rehearsal's budget: the fast profile's, divided by :data:`REHEARSAL_DIVISOR`, at least ``least``."""
+    return max(int(least), int(fast_value) // REHEARSAL_DIVISOR)
 
 
 def visible_gpus() -> list[str]:
@@ -110,11 +137,25 @@ class Run:
     device: str
     versions: dict[str, str]
     distribution: str = "one device (no distribution)"
+    rehearsal: bool = False
     started: float = field(default_factory=time.perf_counter)
 
     def pick(self, *, fast, full):
-        """The value for the running profile: ``run.pick(fast=3, full=30)``."""
+        """The setting for the running profile: ``run.pick(fast=3, full=30)``."""
         return fast if self.profile == "fast" else full
+
+    def budget(self, *, fast: int, full: int, least: int = 1) -> int:
+        """How much to train (steps, images, episodes) in the running profile:
+        ``run.budget(fast=900, full=20_000)``.  In a rehearsal, whatever the
+        profile, the fast value divided by :data:`REHEARSAL_DIVISOR` (at least
+        ``least``, for a budget that must cover something else, e.g. frozen steps)."""
+        for name, value in (("fast", fast), ("full", full), ("least", least)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"a budget counts steps, images or episodes: {name} must be a positive int, "
+                                 f"got {value!r}")
+        if self.rehearsal:
+            return rehearsal_budget(fast, least)
+        return int(self.pick(fast=fast, full=full))
 
     @property
     def seconds(self) -> float:
@@ -139,19 +180,27 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def setup(notebook: str, title: str, seed: int = 420, profile: str | None = None, quiet: bool = False) -> Run:
-    """Seed everything, choose the profile, print what runs where, start the clock."""
+def setup(notebook: str, title: str, seed: int = 420, profile: str | None = None, quiet: bool = False,
+          rehearsal: bool | None = None) -> Run:
+    """Seed everything, choose the profile, print what runs where, start the clock.
+    ``rehearsal`` (default: ``$CAB420_REHEARSAL``) cuts every budget, see the module's doc."""
     name, reason = resolve_profile(profile)
+    rehearsal = rehearsal_requested() if rehearsal is None else bool(rehearsal)
     seed_everything(seed)
     from . import distribute
 
     training = distribute.describe(distribute.use())
     run = Run(notebook=notebook, title=title, profile=name, reason=reason, seed=seed,
-              device=describe_device(), versions=library_versions(), distribution=training)
+              device=describe_device(), versions=library_versions(), distribution=training,
+              rehearsal=rehearsal)
     if not quiet:
         versions = ", ".join(f"{k} {v}" for k, v in run.versions.items())
+        note = (f"\n  REHEARSAL ({REHEARSAL_VARIABLE}=1): the {name} profile's settings with every training budget "
+                f"cut to 1/{REHEARSAL_DIVISOR} of the fast profile's,\n"
+                "            to check that its code runs end to end; the numbers below mean nothing"
+                if rehearsal else "")
         print(f"{title}\n"
-              f"  profile : {name.upper()} ({reason})\n"
+              f"  profile : {name.upper()} ({reason}){note}\n"
               f"  device  : {run.device}\n"
               f"  training: {training} (CAB420_DISTRIBUTION=none|mirrored)\n"
               f"  seed    : {seed}\n"

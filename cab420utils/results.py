@@ -1,7 +1,8 @@
 """Write what a notebook measured where the rendered course can find it.
 
 ``build/results/<notebook>.json`` holds
-``{notebook, title, profile, device, seconds, versions, metrics, references, floors}``
+``{notebook, title, profile, rehearsal, device, seconds, versions, metrics, references, floors}``
+(``rehearsal``: true for a rehearsal's meaningless numbers, see :mod:`cab420utils.profiles`)
 and, for Fashion-MNIST notebooks, ``build/results/<notebook>/embeddings.npz``
 holds the test split's ``embeddings`` and ``labels`` so later notebooks (and
 students) can compare without retraining.
@@ -72,6 +73,7 @@ def record_results(run, metrics: dict, references: dict | None = None, floors: d
         "notebook": run.notebook,
         "title": run.title,
         "profile": run.profile,
+        "rehearsal": bool(getattr(run, "rehearsal", False)),
         "device": run.device,
         "seconds": round(run.seconds, 1),
         "seed": run.seed,
@@ -89,7 +91,7 @@ def record_results(run, metrics: dict, references: dict | None = None, floors: d
                       lambda f: np.savez_compressed(f, embeddings=embeddings.astype(np.float32),
                                                     labels=labels.astype(np.int64)))
     print(f"Recorded {len(record['metrics'])} metrics for {run.notebook} ({record['seconds']:.0f} s, "
-          f"{run.profile} profile) in {path}")
+          f"{run.profile} profile{', REHEARSAL: not results' if record['rehearsal'] else ''}) in {path}")
     return path
 
 

@@ -170,7 +170,7 @@ def test_later_notebooks_get_notebook_08s_arc_or_a_stand_in(tmp_path, monkeypatc
     monkeypatch.setattr(data, "load_omniglot_background", lambda size=None: (fake, "a fake set"))
     real_settings = arc.comparator_settings
     tiny = dict(image_size=12, glimpse_size=4, glimpses_per_image=2, hidden=8)     # the wiring, not the size
-    monkeypatch.setattr(arc, "comparator_settings", lambda profile: {**real_settings(profile), **tiny})
+    monkeypatch.setattr(arc, "comparator_settings", lambda profile, rehearsal=False: {**real_settings(profile), **tiny})
     stand_in, where = arc.notebook08_comparator("fast", seed=5, quick_steps=2)
     assert "stand-in" in where and "2 steps" in where
     assert not (tmp_path / "models").exists()                     # a stand-in is never saved as 08's ARC
@@ -182,3 +182,10 @@ def test_later_notebooks_get_notebook_08s_arc_or_a_stand_in(tmp_path, monkeypatc
     np.testing.assert_allclose(arc.pair_scores(loaded, a, a[::-1]), arc.pair_scores(stand_in, a, a[::-1]), rtol=1e-5)
     _, where = arc.notebook08_comparator("fast", seed=6, quick_steps=2)    # another seed: not 08's model
     assert "stand-in" in where
+
+
+def test_a_rehearsal_of_the_arc_keeps_its_size_and_cuts_its_steps():
+    full, rehearsed = arc.comparator_settings("full"), arc.comparator_settings("full", rehearsal=True)
+    assert rehearsed["hidden"] == full["hidden"] == 512 and rehearsed["max_shift"] == full["max_shift"]
+    assert rehearsed["steps"] == 8000 // 20 and rehearsed["evaluate_every"] == rehearsed["steps"] // 2
+    assert arc.comparator_settings("fast", rehearsal=True)["hidden"] == 128

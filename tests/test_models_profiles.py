@@ -83,3 +83,43 @@ def test_cosine_adam_decays_to_zero_and_refuses_no_steps():
     assert opt.clipnorm == 1.0
     with pytest.raises(ValueError, match="steps"):
         training.cosine_adam(1e-3, steps=0)
+
+
+def test_budget_is_the_profiles_own_outside_a_rehearsal(monkeypatch):
+    monkeypatch.delenv("CAB420_REHEARSAL", raising=False)
+    fast = profiles.setup("00-test", "Test", profile="fast", quiet=True)
+    full = profiles.setup("00-test", "Test", profile="full", quiet=True)
+    assert not fast.rehearsal and not full.rehearsal
+    assert fast.budget(fast=900, full=20_000) == 900 and full.budget(fast=900, full=20_000, least=30) == 20_000
+    assert full.pick(fast=(16, 32), full=(32, 64)) == (32, 64)
+
+
+def test_a_rehearsal_keeps_the_settings_and_cuts_the_budgets(monkeypatch, capsys):
+    monkeypatch.setenv("CAB420_REHEARSAL", "1")
+    run = profiles.setup("00-test", "Test", profile="full")
+    assert "REHEARSAL (CAB420_REHEARSAL=1)" in capsys.readouterr().out
+    assert run.rehearsal and run.profile == "full"
+    assert run.pick(fast=(0, 1, 2), full=(0, 1, 2, 3, 4)) == (0, 1, 2, 3, 4)   # every setting: the full profile's
+    assert run.budget(fast=900, full=20_000) == 900 // profiles.REHEARSAL_DIVISOR == 45
+    assert run.budget(fast=100, full=500, least=30) == 30                       # covers 20 frozen steps and more
+    assert run.budget(fast=3, full=30) == 1
+    assert profiles.setup("00-test", "Test", profile="full", quiet=True, rehearsal=False).budget(fast=3, full=30) == 30
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="positive int"):
+            run.budget(fast=bad, full=10)
+    monkeypatch.setenv("CAB420_REHEARSAL", "maybe")
+    with pytest.raises(ValueError, match="CAB420_REHEARSAL='maybe'"):
+        profiles.setup("00-test", "Test", quiet=True)
+    for off in ("", "0", "no"):
+        monkeypatch.setenv("CAB420_REHEARSAL", off)
+        assert not profiles.setup("00-test", "Test", quiet=True).rehearsal
+
+
+def test_a_rehearsals_results_say_so(build_dir, monkeypatch):
+    import json
+
+    import cab420utils
+
+    run = profiles.setup("00-rehearsed", "Rehearsed", profile="full", quiet=True, rehearsal=True)
+    path = cab420utils.record_results(run, {"P@1": 0.1})
+    assert json.loads(path.read_text())["rehearsal"] is True

@@ -196,3 +196,42 @@ def test_math_and_notebook_links_render_offline(tmp_path, monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "latex2mathml.converter", None)
     assert render_course.tex_to_html("a < b", display=False) == '<code class="tex">$a &lt; b$</code>'
     assert render_course.tex_to_html("x", display=True) == '<code class="tex">$$x$$</code>'
+
+
+def test_a_rehearsal_lists_unmet_claims_but_fails_on_other_errors(tmp_path, capsys):
+    """--rehearse: a failed assert (a claim a tiny budget cannot meet) is listed and the
+    run goes on; any other exception still fails the notebook; the index says 'rehearsal'."""
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    record = ('import json, os, pathlib\n'
+              'out = pathlib.Path(os.environ["CAB420_BUILD"]) / "results"; out.mkdir(parents=True, exist_ok=True)\n'
+              '(out / "01-claims.json").write_text(json.dumps({"notebook": "01-claims", "profile": "full", '
+              '"rehearsal": os.environ.get("CAB420_REHEARSAL") == "1", "metrics": {"P@1": 0.2}}))')
+    nbformat.write(nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# Claims"),
+        nbformat.v4.new_code_cell(record),
+        nbformat.v4.new_code_cell("assert 0.2 > 0.81, 'P@1 below raw pixels'"),
+        nbformat.v4.new_code_cell("print('still runs')"),
+    ]), notebooks / "01-claims.ipynb")
+    nbformat.write(nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# Broken"),
+        nbformat.v4.new_code_cell("undefined_name + 1"),
+    ]), notebooks / "02-broken.ipynb")
+    build = tmp_path / "build"
+    code = render_course.main(["--notebooks", str(notebooks), "--build", str(build), "--timeout", "120", "--rehearse"])
+    out = capsys.readouterr().out
+    assert code != 0                                              # 02's NameError is a real failure
+    claims = nbformat.read(build / "executed" / "01-claims.ipynb", as_version=4)
+    assert claims.metadata["cab420"]["ok"] is True
+    assert claims.metadata["cab420"]["unmet"] == ["cell 3: AssertionError: P@1 below raw pixels"]
+    assert claims.cells[3].outputs[0]["text"].strip() == "still runs"
+    assert "claim not met at a rehearsal's budget (expected): cell 3: AssertionError: P@1 below raw pixels" in out
+    assert "cell 2: NameError" in out
+    index = (build / "site" / "index.html").read_text()
+    assert "A rehearsal" in index and "full (rehearsal)" in index
+
+    # without --rehearse the same failed assert fails the notebook
+    code = render_course.main(["--notebooks", str(notebooks), "--build", str(tmp_path / "real"), "--timeout", "120",
+                               "--only", "01-"])
+    assert code != 0
+    assert nbformat.read(tmp_path / "real" / "executed" / "01-claims.ipynb", as_version=4).metadata["cab420"]["ok"] is False

@@ -4,6 +4,7 @@
     python3 tools/course.py test      # set up, then unit tests + every notebook under nbval
     python3 tools/course.py course    # set up, then execute every notebook and render build/site/
     python3 tools/course.py bench     # set up, then the benchmarks
+    python3 tools/course.py rehearse  # set up, then rehearse the full profile on this machine (minutes)
     python3 tools/course.py setup     # only create/refresh .venv
 
 Set-up is idempotent: ``.venv`` is (re)installed only when pyproject.toml or
@@ -139,6 +140,18 @@ def run_tests(python: Path, extra_args: list[str]) -> int:
     return rc
 
 
+def run_rehearsal(python: Path, extra_args: list[str]) -> int:
+    """The full profile's code end to end with every budget cut (CAB420_REHEARSAL=1), into
+    build/rehearsal/: minutes on a CPU, before hours of a GPU are spent on it."""
+    env = course_env("full", ROOT / "build" / "rehearsal")
+    env["CAB420_REHEARSAL"] = "1"
+    print(f"Rehearsing the {env['CAB420_PROFILE']} profile (CAB420_REHEARSAL=1: every training budget cut; "
+          "the numbers mean nothing) into build/rehearsal/", flush=True)
+    return subprocess.run([str(python), str(ROOT / "tools" / "render_course.py"), "--rehearse", "--notebooks",
+                           str(ROOT / "notebooks"), "--build", env["CAB420_BUILD"], *extra_args],
+                          cwd=ROOT, env=env).returncode
+
+
 def run_course(python: Path, extra_args: list[str]) -> int:
     env = course_env("auto", ROOT / "build")
     return subprocess.run([str(python), str(ROOT / "tools" / "render_course.py"), "--notebooks",
@@ -154,11 +167,12 @@ def run_bench(python: Path, extra_args: list[str]) -> int:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("job", choices=("setup", "test", "course", "bench"))
+    parser.add_argument("job", choices=("setup", "test", "course", "bench", "rehearse"))
     parser.add_argument("--gpu", action="store_true", help="install TensorFlow's CUDA wheels too (extra 'gpu')")
     args, rest = parser.parse_known_args(argv)
     python = setup("dev,gpu" if args.gpu else "dev")
-    jobs = {"setup": lambda p, r: 0, "test": run_tests, "course": run_course, "bench": run_bench}
+    jobs = {"setup": lambda p, r: 0, "test": run_tests, "course": run_course, "bench": run_bench,
+            "rehearse": run_rehearsal}
     return jobs[args.job](python, rest)
 
 
