@@ -102,12 +102,13 @@ def comparator_settings(profile: str, rehearsal: bool = False) -> dict:
     if profile not in ("fast", "full"):
         raise ValueError(f"profile must be 'fast' or 'full', got {profile!r}")
     fast = profile == "fast"
+    fast_steps = 8000
     settings = dict(
         image_size=32,                          # Omniglot's 105x105 drawings, area-averaged to 32x32
         glimpse_size=12,                        # a 12x12 grid of Cauchy filters per glimpse
         glimpses_per_image=6,                   # 12 glimpses in all: A, B, A, B, ...
         hidden=128 if fast else 512,            # LSTM units (the paper: 512)
-        steps=8000 if fast else 60_000,         # training steps (the budget)
+        steps=fast_steps if fast else 60_000,   # training steps (the budget)
         batch=64 if fast else 128,              # pairs per step, half same, half different
         learning_rate=3e-3, clipnorm=1.0,       # not the paper's 1e-4: see notebook 08, "Making it train"
         window=20,                              # different pairs: characters within 20 of each other
@@ -116,7 +117,7 @@ def comparator_settings(profile: str, rehearsal: bool = False) -> dict:
         evaluate_every=1000 if fast else 2000,
     )
     if rehearsal:
-        settings["steps"] = rehearsal_budget(8000)
+        settings["steps"] = rehearsal_budget(fast_steps)
         settings["evaluate_every"] = settings["steps"] // 2
     return settings
 

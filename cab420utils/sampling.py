@@ -178,8 +178,8 @@ class EpochDataset(keras.utils.PyDataset):
     exactly what was drawn at construction (``data[i]``).  A second ``fit`` on the
     same object goes on with the next epochs; build a new one with the same seed to
     replay the same batches.  ``redraw=False`` keeps one draw for ever (fixed
-    validation batches).  Subclasses set ``self.epoch = 0`` and call ``_draw()``
-    from ``__init__`` (after ``super().__init__``) and implement ``_draw``.
+    validation batches).  Subclasses implement ``_draw`` (from ``self.epoch``)
+    and call it at the end of their ``__init__``.
     """
 
     def __init__(self, redraw: bool = True, **kwargs):

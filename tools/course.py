@@ -143,8 +143,7 @@ def run_tests(python: Path, extra_args: list[str]) -> int:
 def run_rehearsal(python: Path, extra_args: list[str]) -> int:
     """The full profile's code end to end with every budget cut (CAB420_REHEARSAL=1), into
     build/rehearsal/: minutes on a CPU, before hours of a GPU are spent on it."""
-    env = course_env("full", ROOT / "build" / "rehearsal")
-    env["CAB420_REHEARSAL"] = "1"
+    env = course_env("full", ROOT / "build" / "rehearsal")   # --rehearse sets CAB420_REHEARSAL=1
     print(f"Rehearsing the {env['CAB420_PROFILE']} profile (CAB420_REHEARSAL=1: every training budget cut; "
           "the numbers mean nothing) into build/rehearsal/", flush=True)
     return subprocess.run([str(python), str(ROOT / "tools" / "render_course.py"), "--rehearse", "--notebooks",
