@@ -19,6 +19,8 @@ spec.loader.exec_module(render_course)
 
 GOOD_CODE = r'''
 import json, os, pathlib
+os.write(2, ("I0000 a C++ library's start-up " + "log line\n").encode())   # like TensorFlow's, below sys.stderr
+print("printed by the notebook")
 %matplotlib inline
 import matplotlib.pyplot as plt
 from matplotlib.animation import FuncAnimation
@@ -92,6 +94,7 @@ def check_site(build: Path) -> None:
     site = build / "site"
     good_html = (site / "01-good.html").read_text()
     assert "data:image/png;base64" in good_html
+    assert "printed by the notebook" in good_html and "start-up log line" not in good_html
     assert "animation" in good_html and "<script" in good_html  # to_jshtml passes through
     assert "cdnjs" not in good_html and "font-awesome" not in good_html  # offline: no CDN scripts or styles
     assert ".fa-play::before" in good_html  # the animation's button icons, inline

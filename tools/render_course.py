@@ -102,9 +102,13 @@ def execute_notebook(path, out_path, timeout=1800, env=None, allow_error_names=(
     def on_cell_execute(cell, cell_index):
         current["index"] = cell_index
 
+    # capture_fd_output=False: what C++ libraries write straight to the process's stderr (TensorFlow's
+    # start-up log lines: "oneDNN custom operations are on", "failed call to cuInit") goes to this
+    # script's terminal, not into the rendered pages; Python's own warnings and prints still do.
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent.resolve())}},
-                            on_cell_execute=on_cell_execute, allow_error_names=list(allow_error_names))
+                            on_cell_execute=on_cell_execute, allow_error_names=list(allow_error_names),
+                            extra_arguments=["--IPKernelApp.capture_fd_output=False"])
     started = time.perf_counter()
     error = None
     try:
