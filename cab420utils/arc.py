@@ -7,7 +7,8 @@ computed from the controller's state, so the model learns where to look.
 After ``2 * glimpses_per_image`` glimpses (A, B, A, B, ...) the final hidden
 state says "same" or "different" through a small head.
 
-:class:`ARC` is the model; :func:`character_pairs` draws same/different pairs
+:class:`ARC` is the model (:class:`ConvARC`: the same, with its glimpses over a small
+convolutional network's feature maps, for the full profile of notebook 09); :func:`character_pairs` draws same/different pairs
 of Omniglot drawings (vectorised) and :func:`train_comparator` trains on them;
 :func:`save_comparator` / :func:`load_comparator` keep a trained ARC in
 ``build/models/`` so notebook 09 can reuse notebook 08's; :func:`lake_scores`
@@ -27,7 +28,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from .glimpses import CauchyGlimpse
+from .glimpses import CauchyGlimpse, take_feature_glimpse
 from .metrics import roc_auc
 from .profiles import rehearsal_budget
 from .training import cosine_adam
@@ -46,6 +47,8 @@ class ARC(keras.Model):
     feeds it to a context model); ``return_params=True`` also returns the
     ``(batch, steps, 3)`` glimpse parameters, for drawing the attention.
     """
+
+    CONFIG = ("hidden", "glimpses_per_image", "glimpse_size", "head_units")   # what rebuilds a saved one
 
     def __init__(self, hidden: int = 128, glimpses_per_image: int = 8, glimpse_size: int = 8,
                  head_units: int = 64, **kwargs):
@@ -74,17 +77,26 @@ class ARC(keras.Model):
             raise ValueError("ARC compares two batches of square images shaped (batch, N, N); "
                              f"got {tuple(a.shape)} and {tuple(b.shape)}")
         n = ops.shape(a)[0]
+        views = self.views(a, b, training)         # what the glimpses fall on: here the two images themselves
         h = ops.zeros((n, self.hidden))
         c = ops.zeros((n, self.hidden))
         params = []
         for t in range(self.steps):
             where = self.where(h)
-            seen = self.glimpse([a if t % 2 == 0 else b, where])
-            h, (h, c) = self.cell(ops.reshape(seen, (n, self.glimpse_size ** 2)), [h, c], training=training)
+            seen = self.look(views[t % 2], where)  # image A at even steps, B at odd ones
+            h, (h, c) = self.cell(ops.reshape(seen, (n, -1)), [h, c], training=training)
             params.append(where)
         if return_params:
             return h, ops.stack(params, axis=1)
         return h
+
+    def views(self, a, b, training: bool = False):
+        """What the glimpses fall on: the two images."""
+        return a, b
+
+    def look(self, view, where):
+        """One ``(batch, S, S)`` glimpse of ``view`` at ``where``."""
+        return self.glimpse([view, where])
 
     def call(self, inputs, training: bool = False):
         images_a, images_b = inputs
@@ -95,12 +107,75 @@ class ARC(keras.Model):
                 "glimpse_size": self.glimpse_size, "head_units": self.head_units}
 
 
-def comparator_settings(profile: str, rehearsal: bool = False) -> dict:
+@keras.saving.register_keras_serializable(package="cab420utils")
+class ConvARC(ARC):
+    """ARC whose glimpses fall on feature maps instead of pixels (Shyam et al.'s ConvARC).
+
+    A small convolutional network (two 3x3 convolutions of ``filters[0]``
+    channels, 2x2 max-pooling, a 3x3 convolution of ``filters[1]``) turns each
+    ``(N, N)`` image into an ``(N/2, N/2, filters[1])`` map, once per comparison;
+    each glimpse is an ``S x S`` grid of Cauchy filters over that map, the same
+    filters for every channel (:func:`~cab420utils.glimpses.take_feature_glimpse`).
+    The controller still chooses where to look and how closely, but it sees
+    learned strokes and corners instead of raw ink.
+    """
+
+    CONFIG = ARC.CONFIG + ("filters",)
+
+    def __init__(self, hidden: int = 128, glimpses_per_image: int = 6, glimpse_size: int = 4,
+                 head_units: int = 64, filters=(32, 64), **kwargs):
+        super().__init__(hidden=hidden, glimpses_per_image=glimpses_per_image, glimpse_size=glimpse_size,
+                         head_units=head_units, **kwargs)
+        if len(filters) != 2 or min(filters) < 1:
+            raise ValueError(f"filters are the two convolutions' widths, e.g. (32, 64); got {filters!r}")
+        self.filters = tuple(int(f) for f in filters)
+        self.features = keras.Sequential([
+            layers.Conv2D(self.filters[0], 3, padding="same", activation="elu"),
+            layers.Conv2D(self.filters[0], 3, padding="same", activation="elu"),
+            layers.MaxPooling2D(2),
+            layers.Conv2D(self.filters[1], 3, padding="same", activation="elu"),
+        ], name="features")
+
+    def build(self, input_shape):
+        size = input_shape[0][-1]
+        self.features.build((None, size, size, 1))   # the rest builds itself on the first call, as in ARC
+        self.built = True
+
+    def views(self, a, b, training: bool = False):
+        """Both images' feature maps, computed once per comparison."""
+        return tuple(self.features(x[..., None], training=training) for x in (a, b))
+
+    def look(self, view, where):
+        return take_feature_glimpse(view, where, self.glimpse_size)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": list(self.filters)}
+
+
+COMPARATORS = {"arc": ARC, "convarc": ConvARC}   # the "kind" in a comparator's settings -> its class
+
+
+def build_comparator(settings: dict) -> ARC:
+    """The untrained, built comparator that ``settings`` (:func:`comparator_settings`) describe."""
+    kind = settings.get("kind", "arc")
+    if kind not in COMPARATORS:
+        raise ValueError(f"unknown comparator kind {kind!r}: choose one of {', '.join(COMPARATORS)}")
+    cls = COMPARATORS[kind]
+    model = cls(**{k: settings[k] for k in cls.CONFIG if k in settings})
+    model([np.zeros((1, settings["image_size"], settings["image_size"]), np.float32)] * 2)
+    return model
+
+
+def comparator_settings(profile: str, rehearsal: bool = False, kind: str = "arc") -> dict:
     """The ARC that notebook 08 trains and notebook 09 reuses, for ``profile``
     (``"fast"``: a 2-core CPU, about six minutes; ``"full"``: a GPU).  In a
-    ``rehearsal`` the training budget is cut as :mod:`cab420utils.profiles` says."""
+    ``rehearsal`` the training budget is cut as :mod:`cab420utils.profiles` says.
+    ``kind="convarc"``: the same recipe for a :class:`ConvARC` (notebook 09's full
+    profile), whose 4x4 glimpses fall on a 16x16 map of 64 channels."""
     if profile not in ("fast", "full"):
         raise ValueError(f"profile must be 'fast' or 'full', got {profile!r}")
+    if kind not in COMPARATORS:
+        raise ValueError(f"kind must be one of {', '.join(COMPARATORS)}, got {kind!r}")
     fast = profile == "fast"
     fast_steps = 8000
     settings = dict(
@@ -116,6 +191,8 @@ def comparator_settings(profile: str, rehearsal: bool = False) -> dict:
         validation_characters=96,               # the last background characters, never trained on
         evaluate_every=1000 if fast else 2000,
     )
+    if kind == "convarc":
+        settings.update(kind="convarc", filters=(32, 64), glimpse_size=4)
     if rehearsal:
         settings["steps"] = rehearsal_budget(fast_steps)
         settings["evaluate_every"] = settings["steps"] // 2
@@ -229,7 +306,7 @@ def save_comparator(model: ARC, path, settings: dict) -> Path:
     try:
         model.save_weights(tmp, overwrite=True)
         os.replace(tmp, path)
-        card = {"settings": _plain(settings), "config": _plain(model.get_config())}
+        card = {"settings": _plain(settings), "class": type(model).__name__, "config": _plain(model.get_config())}
         with open(tmp, "w") as f:
             f.write(json.dumps(card, indent=1, sort_keys=True))
         os.replace(tmp, card_path)             # the card last: weights without a card are never used
@@ -252,49 +329,58 @@ def load_comparator(path, settings: dict, image_size: int) -> ARC | None:
         return None
     if card.get("settings") != _plain(settings):
         return None
-    config = card["config"]
-    model = ARC(hidden=config["hidden"], glimpses_per_image=config["glimpses_per_image"],
-                glimpse_size=config["glimpse_size"], head_units=config["head_units"])
+    classes = {cls.__name__: cls for cls in COMPARATORS.values()}
+    cls, config = classes.get(card.get("class", "ARC")), card["config"]
+    if cls is None:
+        return None
+    model = cls(**{k: config[k] for k in cls.CONFIG})
     model([np.zeros((1, image_size, image_size), np.float32)] * 2)
     model.load_weights(path)
     return model
 
 
-SAVED_NAME = "08-arc.weights.h5"   # where notebook 08 leaves its ARC, under build/models/
+SAVED = {   # a comparator kind -> (its file under build/models/, what it is, the notebook that trains it)
+    "arc": ("08-arc.weights.h5", "notebook 08's ARC", "notebook 08"),
+    "convarc": ("09-convarc.weights.h5", "notebook 09's ConvARC", "notebook 09 in the full profile"),
+}
+SAVED_NAME = SAVED["arc"][0]   # where notebook 08 leaves its ARC
 
 
-def notebook08_comparator(profile: str, seed: int, quick_steps: int | None = None, rehearsal: bool = False):
-    """Notebook 08's trained ARC for ``profile`` and ``seed``, for later notebooks.
+def trained_comparator(settings: dict, seed: int, quick_steps: int | None = None):
+    """The comparator ``settings`` describe (:func:`comparator_settings`), trained with ``seed``.
 
-    Loaded from ``build/models/`` when notebook 08 saved one with these
-    settings; otherwise trained here on the background set exactly as notebook
-    08 trains it (same seeds, same steps; then saved), or — with
-    ``quick_steps`` — a stand-in trained for only that many steps (not saved:
-    for exercises that must stay short).  ``rehearsal``: notebook 08's
-    rehearsal ARC (:func:`comparator_settings`).  Returns ``(model, where_from)``.
+    Loaded from ``build/models/`` when one was saved with exactly these settings
+    and seed; otherwise trained here on the background set with notebook 08's
+    recipe (same seeds, same steps; then saved, so the next run loads it), or —
+    with ``quick_steps`` — a stand-in trained for only that many steps (not
+    saved: for exercises that must stay short).  Returns ``(model, where_from)``.
     """
     from .data import load_omniglot_background
     from .results import build_dir
 
-    settings = comparator_settings(profile, rehearsal)
-    path = build_dir() / "models" / SAVED_NAME
+    file_name, what, trainer = SAVED[settings.get("kind", "arc")]
+    path = build_dir() / "models" / file_name
     model = load_comparator(path, dict(settings, seed=seed), settings["image_size"])
     if model is not None:
-        return model, f"notebook 08's ARC, loaded from {path}"
+        return model, f"{what}, loaded from {path}"
     images = load_omniglot_background(settings["image_size"])[0].images[:-settings["validation_characters"]]
     keras.utils.set_random_seed(seed)
-    model = ARC(hidden=settings["hidden"], glimpses_per_image=settings["glimpses_per_image"],
-                glimpse_size=settings["glimpse_size"])
-    model([np.zeros((1, settings["image_size"], settings["image_size"]), np.float32)] * 2)
+    model = build_comparator(settings)
     steps = settings["steps"] if quick_steps is None else int(quick_steps)
     train_comparator(model, images, steps=steps, batch=settings["batch"], learning_rate=settings["learning_rate"],
                      clipnorm=settings["clipnorm"], window=settings["window"], max_shift=settings["max_shift"],
                      rng=np.random.default_rng([seed, 3]), evaluate_every=steps)
     if quick_steps is None:
         save_comparator(model, path, dict(settings, seed=seed))
-        return model, f"notebook 08's ARC was not in {path.parent}: trained here as notebook 08 does, and saved"
-    return model, (f"notebook 08's ARC was not in {path.parent} (run notebook 08 first): a stand-in trained for "
+        return model, f"{what} was not in {path.parent}: trained here with notebook 08's recipe, and saved"
+    return model, (f"{what} was not in {path.parent} (run {trainer} first): a stand-in trained for "
                    f"only {steps:,} steps, far weaker")
+
+
+def notebook08_comparator(profile: str, seed: int, quick_steps: int | None = None, rehearsal: bool = False):
+    """Notebook 08's trained ARC for ``profile`` and ``seed``, for later notebooks:
+    :func:`trained_comparator` of ``comparator_settings(profile, rehearsal)``."""
+    return trained_comparator(comparator_settings(profile, rehearsal), seed, quick_steps)
 
 
 def _settings_path(path: Path) -> Path:

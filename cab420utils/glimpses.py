@@ -82,6 +82,22 @@ def take_glimpse(images, params, glimpse_size: int):
     return apply_filterbanks(images, fx, fy)
 
 
+def take_feature_glimpse(maps, params, glimpse_size: int):
+    """``(batch, S, S, C)`` glimpses of square feature maps ``(batch, M, M, C)``
+    at ``params`` ``(batch, 3)``: the same two filterbanks for every channel,
+    ``fy @ map[..., c] @ fx^T`` (ConvARC: attention over a CNN's feature maps).
+    With one channel it is :func:`take_glimpse` of that channel."""
+    shape = tuple(maps.shape)
+    if len(shape) != 4 or shape[1] != shape[2]:
+        raise ValueError(f"feature maps must be square, shaped (batch, M, M, channels); got {shape}")
+    if tuple(params.shape)[-1] != 3:
+        raise ValueError(f"params must be (batch, 3) = (x, y, zoom); got {tuple(params.shape)}")
+    fx, fy = cauchy_filterbank(params, shape[1], glimpse_size)
+    by_channel = ops.transpose(ops.cast(maps, "float32"), (0, 3, 1, 2))          # (batch, C, M, M)
+    seen = ops.matmul(ops.matmul(fy[:, None], by_channel), ops.transpose(fx, (0, 2, 1))[:, None])
+    return ops.transpose(seen, (0, 2, 3, 1))                                    # (batch, S, S, C)
+
+
 def glimpse_box(params, image_size: int, glimpse_size: int):
     """Where a glimpse looks, for drawing: ``(x0, y0, width)`` in pixels per row,
     as NumPy, from the first to the last filter centre."""

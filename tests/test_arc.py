@@ -189,3 +189,36 @@ def test_a_rehearsal_of_the_arc_keeps_its_size_and_cuts_its_steps():
     assert rehearsed["hidden"] == full["hidden"] == 512 and rehearsed["max_shift"] == full["max_shift"]
     assert rehearsed["steps"] == 8000 // 20 and rehearsed["evaluate_every"] == rehearsed["steps"] // 2
     assert arc.comparator_settings("fast", rehearsal=True)["hidden"] == 128
+
+
+def test_convarc_glimpses_feature_maps_trains_and_is_saved_and_rebuilt_as_a_convarc(tmp_path, monkeypatch):
+    from cab420utils import data
+
+    settings = arc.comparator_settings("full", kind="convarc")
+    assert settings["kind"] == "convarc" and settings["glimpse_size"] == 4 and settings["hidden"] == 512
+    assert "kind" not in arc.comparator_settings("full")          # notebook 08's settings stay as they were
+    with pytest.raises(ValueError, match="kind"):
+        arc.comparator_settings("full", kind="siamese")
+    tiny = {**settings, "image_size": 12, "hidden": 8, "glimpses_per_image": 2, "filters": (4, 6), "steps": 2,
+            "batch": 4, "validation_characters": 2}
+    keras.utils.set_random_seed(2)
+    model = arc.build_comparator(tiny)
+    assert isinstance(model, arc.ConvARC) and model.filters == (4, 6)
+    a = np.random.default_rng(4).random((3, 12, 12)).astype(np.float32)
+    h, params = model.encode(a, a[::-1], return_params=True)
+    assert tuple(h.shape) == (3, 8) and tuple(params.shape) == (3, 4, 3)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(params)[:, 0], 0.0)    # first look: the whole map
+
+    monkeypatch.setenv("CAB420_BUILD", str(tmp_path))
+    fake = data.OmniglotSet(np.random.default_rng(0).random((20, 20, 12, 12)).astype(np.float32),
+                            np.arange(20), None, "fake")
+    monkeypatch.setattr(data, "load_omniglot_background", lambda size=None: (fake, "a fake set"))
+    trained, where = arc.trained_comparator(tiny, seed=3)
+    assert "ConvARC was not in" in where and "saved" in where
+    assert (tmp_path / "models" / "09-convarc.weights.h5").is_file()
+    assert not (tmp_path / "models" / arc.SAVED_NAME).exists()     # never mistaken for notebook 08's ARC
+    loaded, where = arc.trained_comparator(tiny, seed=3)
+    assert "loaded" in where and isinstance(loaded, arc.ConvARC)
+    np.testing.assert_allclose(arc.pair_scores(loaded, a, a[::-1]), arc.pair_scores(trained, a, a[::-1]), rtol=1e-5)
+    with pytest.raises(ValueError, match="two convolutions"):
+        arc.ConvARC(filters=(8,))

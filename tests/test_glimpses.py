@@ -62,3 +62,18 @@ def test_layer_and_clear_errors():
         glimpses.take_glimpse(np.zeros((1, 10, 10), np.float32), np.zeros((1, 2), np.float32), 4)
     with pytest.raises(ValueError, match="at least 2"):
         glimpses.CauchyGlimpse(glimpse_size=1)
+
+
+def test_a_feature_glimpse_is_the_same_glimpse_of_every_channel():
+    rng = np.random.default_rng(3)
+    maps = rng.random((2, 10, 10, 3)).astype(np.float32)
+    params = np.array([[0.3, -0.2, 0.5], [0.0, 0.0, 0.0]], np.float32)
+    seen = as_np(glimpses.take_feature_glimpse(maps, params, 4))
+    assert seen.shape == (2, 4, 4, 3)
+    for c in range(3):
+        np.testing.assert_allclose(seen[..., c], as_np(glimpses.take_glimpse(maps[..., c], params, 4)), rtol=1e-5,
+                                   atol=1e-6)
+    with pytest.raises(ValueError, match=r"\(batch, M, M, channels\)"):
+        glimpses.take_feature_glimpse(maps[..., 0], params, 4)
+    with pytest.raises(ValueError, match=r"\(x, y, zoom\)"):
+        glimpses.take_feature_glimpse(maps, params[:, :2], 4)
