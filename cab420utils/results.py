@@ -1,7 +1,8 @@
 """Write what a notebook measured where the rendered course can find it.
 
 ``build/results/<notebook>.json`` holds
-``{notebook, title, profile, rehearsal, device, seconds, versions, metrics, references, floors}``
+``{notebook, title, profile, rehearsal, device, seconds, versions, metrics, references, floors,
+headline, published}``
 (``rehearsal``: true for a rehearsal's meaningless numbers, see :mod:`cab420utils.profiles`)
 and, for Fashion-MNIST notebooks, ``build/results/<notebook>/embeddings.npz``
 holds the test split's ``embeddings`` and ``labels`` so later notebooks (and
@@ -58,12 +59,25 @@ def _as_number(value):
 
 
 def record_results(run, metrics: dict, references: dict | None = None, floors: dict | None = None,
-                   embeddings=None, labels=None, extra: dict | None = None) -> Path:
+                   embeddings=None, labels=None, extra: dict | None = None, headline: tuple | None = None,
+                   published: dict | None = None) -> Path:
     """Save a notebook's measured metrics (and optionally its test embeddings).
 
     ``run`` is what :func:`cab420utils.setup` returned; its clock gives the
-    seconds.  Returns the JSON file's path.
+    seconds.  ``headline = (metric, against)`` names the notebook's key result
+    and what it is compared with (a baseline, or the other side of its
+    experiment), both among ``metrics``: the course's summary table and chart
+    show that pair.  ``published`` maps a metric to the published figure *on the
+    same task* (a number, e.g. 0.9775 for ConvARC on Lake's runs; figures on
+    other data stay text in ``references``).  Returns the JSON file's path.
     """
+    if headline is not None:
+        if len(headline) != 2 or any(name not in metrics for name in headline):
+            raise ValueError(f"headline must be (metric, against), both among the recorded metrics "
+                             f"({', '.join(map(str, metrics))}); got {headline!r}")
+    for name, value in (published or {}).items():
+        if name not in metrics or isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"published maps a recorded metric to a number; got {name!r}: {value!r}")
     if embeddings is not None:
         embeddings = np.asarray(embeddings)
         labels = np.asarray(labels)
@@ -81,6 +95,8 @@ def record_results(run, metrics: dict, references: dict | None = None, floors: d
         "metrics": {str(k): _as_number(v) for k, v in metrics.items()},
         "references": dict(references or {}),
         "floors": {str(k): float(v) for k, v in (floors or {}).items()},
+        "headline": None if headline is None else {"metric": str(headline[0]), "against": str(headline[1])},
+        "published": {str(k): float(v) for k, v in (published or {}).items()},
     }
     if extra:
         record.update(extra)

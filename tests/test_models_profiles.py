@@ -123,3 +123,19 @@ def test_a_rehearsals_results_say_so(build_dir, monkeypatch):
     run = profiles.setup("00-rehearsed", "Rehearsed", profile="full", quiet=True, rehearsal=True)
     path = cab420utils.record_results(run, {"P@1": 0.1})
     assert json.loads(path.read_text())["rehearsal"] is True
+
+
+def test_a_headline_names_recorded_metrics(build_dir):
+    import json
+
+    import cab420utils
+
+    run = profiles.setup("00-headline", "Headline", profile="fast", quiet=True)
+    metrics = {"P@1": 0.85, "P@1 (raw pixels)": 0.81}
+    path = cab420utils.record_results(run, metrics, headline=("P@1", "P@1 (raw pixels)"), published={"P@1": 0.9})
+    record = json.loads(path.read_text())
+    assert record["headline"] == {"metric": "P@1", "against": "P@1 (raw pixels)"} and record["published"] == {"P@1": 0.9}
+    with pytest.raises(ValueError, match="headline must be"):
+        cab420utils.record_results(run, metrics, headline=("P@1", "MAP@R"))
+    with pytest.raises(ValueError, match="published maps"):
+        cab420utils.record_results(run, metrics, published={"P@1": "97.75%"})

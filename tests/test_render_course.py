@@ -37,7 +37,8 @@ record = {"notebook": "01-good", "title": "A good <little> notebook", "profile":
           "versions": {"python": "3", "tensorflow": "2", "keras": "3"},
           "metrics": {"ROC AUC": 0.97213, "EER": 0.08, "P@1": None, "Recall@1": 0.5},
           "references": {"ROC AUC": "slides' network: 0.97"},
-          "floors": {"ROC AUC": 0.95, "Recall@1": 0.9}}
+          "floors": {"ROC AUC": 0.95, "Recall@1": 0.9},
+          "headline": {"metric": "ROC AUC", "against": "EER"}, "published": {"ROC AUC": 0.98}}
 out = pathlib.Path(os.environ["CAB420_BUILD"]) / "results"
 out.mkdir(parents=True, exist_ok=True)
 (out / "01-good.json").write_text(json.dumps(record))
@@ -112,6 +113,11 @@ def check_site(build: Path) -> None:
     assert 'class="below"' in index  # Recall@1 0.5 < floor 0.9
     assert "fast" in index and "CPU (2 cores)" in index
     assert '<img src="results.png"' in index
+    headlines = index.split('<table class="headlines">')[1].split("</table>")[0]   # one row: 01's key result
+    assert headlines.count("<tr>") == 2 and "ROC AUC" in headlines and "0.972" in headlines
+    assert "EER" in headlines and "0.080" in headlines and "0.950" in headlines and "0.980" in headlines
+    assert '<img src="headlines.png"' in index
+    assert (site / "headlines.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "http://" not in index and "https://" not in index  # self-contained
     for target in relative_targets(index):
         assert (site / unquote(target)).is_file(), target

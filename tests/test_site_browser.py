@@ -79,7 +79,8 @@ def site(browser, tmp_path_factory):
         mp.setenv("CAB420_BUILD", str(build))
         mp.setenv(render_course.BROWSER_VARIABLE, browser)
         executed = render_course.main(["--notebooks", str(notebooks), "--build", str(build), "--timeout", "120"])
-        results.record_results(run, METRICS, references={"P@1": "slides: 0.90"}, floors={"P@1": 0.85})
+        results.record_results(run, METRICS, references={"P@1": "slides: 0.90"}, floors={"P@1": 0.85},
+                               headline=("P@1", "MAP@R"))
         rendered = render_course.main(["--notebooks", str(notebooks), "--build", str(build), "--no-execute"])
     assert executed == 0 and rendered == 0
     return build / "site"
@@ -158,11 +159,14 @@ def test_index_shows_results_table_and_chart(site, browser):
     elements = parse(dom)
     tables = [attrs for tag, attrs in elements.tags if tag == "table"]
     assert any("results" in (attrs.get("class") or "") for attrs in tables)
-    assert len(elements.rows) == len(METRICS)  # one row per recorded metric
+    assert any("headlines" in (attrs.get("class") or "") for attrs in tables)
+    assert len(elements.rows) == 1 + len(METRICS)  # the headline, then one row per recorded metric
+    assert "P@1 0.930 MAP@R 0.410 0.850" in elements.rows[0]
     p_at_1 = next(row for row in elements.rows if "P@1" in row)
     assert "0.930" in p_at_1 and "0.850" in p_at_1 and "slides: 0.90" in p_at_1 and "fast" in p_at_1
     images = [attrs["src"] for tag, attrs in elements.tags if tag == "img"]
     assert "results.png" in images and (site / "results.png").stat().st_size > 1000
+    assert "headlines.png" in images and (site / "headlines.png").stat().st_size > 1000
     links = [attrs.get("href") for tag, attrs in elements.tags if tag == "a"]
     assert f"{STEM}.html" in links and "results.csv" in links
     assert "A tiny lecture" in dom and ">ok<" in dom

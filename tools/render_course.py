@@ -13,8 +13,9 @@ patterns, if given):
    ``build/executed/<stem>.ipynb``;
 2. render that copy to ``build/site/<stem>.html`` (images embedded).
 
-Then write ``build/site/index.html`` (syllabus + results table + one chart),
-``results.csv``, ``results.json`` and ``results.png`` from
+Then write ``build/site/index.html`` (syllabus; the headlines — each notebook's key
+result against what it is compared with, as a table and ``headlines.png``; every
+metric as a table and ``results.png``), ``results.csv`` and ``results.json`` from
 ``build/results/*.json``, check that every link and image in the site resolves,
 take a screenshot of the index with headless Chromium when one is installed
 (``build/site/screenshots/index.png``), print a summary, and exit non-zero if a
@@ -391,6 +392,73 @@ def result_rows(records) -> list[dict]:
     return rows
 
 
+HEADLINE_COLUMNS = ["Notebook", "Key result", "Value", "Compared with", "Its value", "Floor (asserted)",
+                    "Published, same task", "Profile", "Device", "Seconds"]
+
+
+def headline_rows(records) -> list[dict]:
+    """One row per notebook that named a headline: its key metric and value, what it is compared
+    with and that value, the key metric's floor and same-task published figure, and the run's facts."""
+    rows = []
+    for record in records:
+        headline, metrics = record.get("headline") or {}, record.get("metrics") or {}
+        if not headline.get("metric"):
+            continue
+        key, against = headline["metric"], headline.get("against")
+        profile = record.get("profile")
+        rows.append({
+            "notebook": str(record.get("notebook", "")), "metric": key, "value": metrics.get(key),
+            "against": against, "against_value": metrics.get(against) if against else None,
+            "floor": (record.get("floors") or {}).get(key), "published": (record.get("published") or {}).get(key),
+            "reference": (record.get("references") or {}).get(key),
+            "profile": f"{profile} (rehearsal)" if record.get("rehearsal") else profile,
+            "device": record.get("device"), "seconds": record.get("seconds"),
+        })
+    return rows
+
+
+def write_headlines_figure(rows, png_path) -> Path | None:
+    """Per notebook, its key result (blue) beside what it is compared with (grey), its floor as a black
+    tick and a same-task published figure as a red diamond; None if there is nothing to plot."""
+    rows = [row for row in rows if _number(row["value"]) is not None]
+    if not rows:
+        return None
+    from matplotlib.figure import Figure  # no pyplot: Agg canvas, no global backend state
+
+    fig = Figure(figsize=(9, 1.2 + 0.62 * len(rows)), layout="constrained")
+    ax = fig.add_subplot()
+    ys = list(range(len(rows)))[::-1]
+    height = 0.36
+    for y, row in zip(ys, rows):
+        value, other = _number(row["value"]), _number(row["against_value"])
+        ax.barh(y + height / 2, value, height, color="#2e86c1")
+        ax.annotate(f"{value:.3f}  {row['metric']}", (value, y + height / 2), xytext=(3, 0),
+                    textcoords="offset points", va="center", fontsize=7)
+        if other is not None:
+            ax.barh(y - height / 2, other, height, color="#b3b6b7")
+            ax.annotate(f"{other:.3f}  {row['against']}", (other, y - height / 2), xytext=(3, 0),
+                        textcoords="offset points", va="center", fontsize=7, color="#555")
+        if _number(row["floor"]) is not None:
+            ax.plot([_number(row["floor"])] * 2, [y - 0.45, y + 0.45], color="black", lw=2.5)
+        if _number(row["published"]) is not None:
+            ax.plot(_number(row["published"]), y + height / 2, marker="D", color="#c0392b", ms=7)
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    ax.legend(handles=[Patch(color="#2e86c1", label="key result"), Patch(color="#b3b6b7", label="compared with"),
+                       Line2D([], [], color="black", lw=2.5, label="floor (asserted)"),
+                       Line2D([], [], color="#c0392b", marker="D", ls="", label="published, same task")],
+              loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=4, frameon=False, fontsize=8)
+    ax.set_yticks(ys, [row["notebook"] for row in rows], fontsize=8)
+    ax.set_xlim(0, 1.35)
+    ax.set_xlabel("value (accuracy, P@1 or ROC AUC: higher is better)")
+    ax.grid(axis="x", alpha=0.3)
+    png_path = Path(png_path)
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png_path, dpi=110)
+    return png_path
+
+
 def write_results_figure(rows, png_path) -> Path | None:
     """Horizontal bars of every numeric metric, with its floor as a black tick; None if nothing to plot."""
     rows = [row for row in rows if _number(row["value"]) is not None]
@@ -480,6 +548,10 @@ def write_index(site_dir, records, runs) -> Path:
     png = write_results_figure(rows, site_dir / "results.png")
     if png is None:
         (site_dir / "results.png").unlink(missing_ok=True)
+    headlines = headline_rows(records)
+    headlines_png = write_headlines_figure(headlines, site_dir / "headlines.png")
+    if headlines_png is None:
+        (site_dir / "headlines.png").unlink(missing_ok=True)
 
     # header line
     run_seconds = [run["seconds"] for run in runs if run.get("seconds") is not None]
@@ -535,6 +607,30 @@ def write_index(site_dir, records, runs) -> Path:
         table = "<p>No results recorded yet.</p>"
     figure = ('<p><img src="results.png" alt="Each notebook\'s metrics as bars, with their floors as black ticks">'
               "</p>") if png else ""
+
+    # headlines: one row per notebook
+    key_lines = []
+    for row in headlines:
+        page = pages.get(row["notebook"])
+        name = f'<a href="{_href(page)}">{_e(row["notebook"])}</a>' if page else _e(row["notebook"])
+        published = " — ".join(x for x in (_fmt(row["published"]), row["reference"] or "") if x)
+        key_lines.append(
+            f'<tr><td>{name}</td><td>{_e(row["metric"])}</td><td class="num value">{_e(_fmt(row["value"]) or "—")}</td>'
+            f'<td>{_e(row["against"])}</td><td class="num">{_e(_fmt(row["against_value"]))}</td>'
+            f'<td class="num">{_e(_fmt(row["floor"]))}</td><td>{_e(published)}</td><td>{_e(row["profile"])}</td>'
+            f'<td>{_e(row["device"])}</td><td class="num">{_e(_fmt(row["seconds"], 1))}</td></tr>')
+    if key_lines:
+        key_header = "".join(f"<th>{_e(c)}</th>" for c in HEADLINE_COLUMNS)
+        headline_section = (
+            "<h2>Headlines</h2>\n<p>Each notebook's key result beside what it is compared with — the baseline a "
+            "student would try first, or the other side of the notebook's experiment, measured under the same "
+            "budget.</p>\n"
+            f'<table class="headlines">\n<thead><tr>{key_header}</tr></thead>\n<tbody>\n' + "\n".join(key_lines)
+            + "\n</tbody>\n</table>\n"
+            + ('<p><img src="headlines.png" alt="Each notebook\'s key result against what it is compared with"></p>'
+               if headlines_png else ""))
+    else:
+        headline_section = ""
     downloads = ('<p>Download: <a href="results.csv">results.csv</a> · <a href="results.json">results.json</a>'
                  "</p>")
 
@@ -554,6 +650,7 @@ def write_index(site_dir, records, runs) -> Path:
 <ol class="syllabus">
 {syllabus}
 </ol>
+{headline_section}
 <h2>Results</h2>
 <p>Every metric the notebooks recorded. <b>Floor</b> is the value the notebook asserts it reaches;
 rows shaded red fell below it.</p>
