@@ -393,7 +393,7 @@ def result_rows(records) -> list[dict]:
 
 
 HEADLINE_COLUMNS = ["Notebook", "Key result", "Value", "Compared with", "Its value", "Floor (asserted)",
-                    "Published, same task", "Profile", "Device", "Seconds"]
+                    "Published (same task) / reference figure", "Profile", "Device", "Seconds"]
 
 
 def headline_rows(records) -> list[dict]:
