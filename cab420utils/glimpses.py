@@ -65,9 +65,15 @@ def cauchy_filterbank(params, image_size: int, glimpse_size: int):
 def apply_filterbanks(images, fx, fy):
     """``(batch, S, S)`` glimpses ``fy @ image @ fx^T`` of ``images`` (batch, N, N):
     row i, column j of a glimpse is the image weighted by y-kernel i down the
-    rows and x-kernel j across the columns."""
+    rows and x-kernel j across the columns.  (Extra leading axes broadcast, as
+    in ``matmul``: ConvARC's channels.)"""
     images = ops.cast(images, "float32")
-    return ops.matmul(ops.matmul(fy, images), ops.transpose(fx, (0, 2, 1)))
+    return ops.matmul(ops.matmul(fy, images), ops.swapaxes(fx, -1, -2))
+
+
+def _check_params(params) -> None:
+    if tuple(params.shape)[-1] != 3:
+        raise ValueError(f"params must be (batch, 3) = (x, y, zoom); got {tuple(params.shape)}")
 
 
 def take_glimpse(images, params, glimpse_size: int):
@@ -76,8 +82,7 @@ def take_glimpse(images, params, glimpse_size: int):
     shape = tuple(images.shape)
     if len(shape) != 3 or shape[1] != shape[2]:
         raise ValueError(f"images must be square, shaped (batch, N, N); got {shape}")
-    if tuple(params.shape)[-1] != 3:
-        raise ValueError(f"params must be (batch, 3) = (x, y, zoom); got {tuple(params.shape)}")
+    _check_params(params)
     fx, fy = cauchy_filterbank(params, shape[1], glimpse_size)
     return apply_filterbanks(images, fx, fy)
 
@@ -90,11 +95,10 @@ def take_feature_glimpse(maps, params, glimpse_size: int):
     shape = tuple(maps.shape)
     if len(shape) != 4 or shape[1] != shape[2]:
         raise ValueError(f"feature maps must be square, shaped (batch, M, M, channels); got {shape}")
-    if tuple(params.shape)[-1] != 3:
-        raise ValueError(f"params must be (batch, 3) = (x, y, zoom); got {tuple(params.shape)}")
+    _check_params(params)
     fx, fy = cauchy_filterbank(params, shape[1], glimpse_size)
-    by_channel = ops.transpose(ops.cast(maps, "float32"), (0, 3, 1, 2))          # (batch, C, M, M)
-    seen = ops.matmul(ops.matmul(fy[:, None], by_channel), ops.transpose(fx, (0, 2, 1))[:, None])
+    by_channel = ops.transpose(maps, (0, 3, 1, 2))                                # (batch, C, M, M)
+    seen = apply_filterbanks(by_channel, fx[:, None], fy[:, None])                # (batch, C, S, S)
     return ops.transpose(seen, (0, 2, 3, 1))                                    # (batch, S, S, C)
 
 

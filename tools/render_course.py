@@ -392,6 +392,13 @@ def result_rows(records) -> list[dict]:
     return rows
 
 
+def _save_figure(fig, png_path) -> Path:
+    png_path = Path(png_path)
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png_path, dpi=110)
+    return png_path
+
+
 HEADLINE_COLUMNS = ["Notebook", "Key result", "Value", "Compared with", "Its value", "Floor (asserted)",
                     "Published (same task) / reference figure", "Profile", "Device", "Seconds"]
 
@@ -453,10 +460,7 @@ def write_headlines_figure(rows, png_path) -> Path | None:
     ax.set_xlim(0, 1.35)
     ax.set_xlabel("value (accuracy, P@1 or ROC AUC: higher is better)")
     ax.grid(axis="x", alpha=0.3)
-    png_path = Path(png_path)
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png_path, dpi=110)
-    return png_path
+    return _save_figure(fig, png_path)
 
 
 def write_results_figure(rows, png_path) -> Path | None:
@@ -484,10 +488,7 @@ def write_results_figure(rows, png_path) -> Path | None:
     ax.set_xlim(0, max(1.0, max(values + [f for _, f in floors]) * 1.12))
     ax.set_xlabel("value (bars) against floor (black tick); red = below floor")
     ax.grid(axis="x", alpha=0.3)
-    png_path = Path(png_path)
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png_path, dpi=110)
-    return png_path
+    return _save_figure(fig, png_path)
 
 
 CSS = """
