@@ -371,6 +371,12 @@ def _fmt(value, digits=3) -> str:
     return f"{number:.{digits}f}"
 
 
+def _profile_label(record) -> str | None:
+    """The record's profile, marked when its numbers are a rehearsal's."""
+    profile = record.get("profile")
+    return f"{profile} (rehearsal)" if record.get("rehearsal") else profile
+
+
 def result_rows(records) -> list[dict]:
     """One row per (notebook, metric): raw values plus whether the value is below its floor."""
     rows = []
@@ -379,12 +385,9 @@ def result_rows(records) -> list[dict]:
         for metric, value in (record.get("metrics") or {}).items():
             floor = floors.get(metric)
             value_n, floor_n = _number(value), _number(floor)
-            profile = record.get("profile")
-            if record.get("rehearsal"):
-                profile = f"{profile} (rehearsal)"
             rows.append({
                 "notebook": str(record.get("notebook", "")), "metric": str(metric), "value": value,
-                "floor": floor, "reference": references.get(metric), "profile": profile,
+                "floor": floor, "reference": references.get(metric), "profile": _profile_label(record),
                 "device": record.get("device"), "seconds": record.get("seconds"),
                 "below": value_n is not None and floor_n is not None and value_n < floor_n,
                 "missing": value_n is None and floor_n is not None,
@@ -412,13 +415,12 @@ def headline_rows(records) -> list[dict]:
         if not headline.get("metric"):
             continue
         key, against = headline["metric"], headline.get("against")
-        profile = record.get("profile")
         rows.append({
             "notebook": str(record.get("notebook", "")), "metric": key, "value": metrics.get(key),
             "against": against, "against_value": metrics.get(against) if against else None,
             "floor": (record.get("floors") or {}).get(key), "published": (record.get("published") or {}).get(key),
             "reference": (record.get("references") or {}).get(key),
-            "profile": f"{profile} (rehearsal)" if record.get("rehearsal") else profile,
+            "profile": _profile_label(record),
             "device": record.get("device"), "seconds": record.get("seconds"),
         })
     return rows
@@ -587,11 +589,14 @@ def write_index(site_dir, records, runs) -> Path:
         items.append(f"<li>{link} <small>({_e(stem)}{_e(seconds)})</small> — {status}{error}</li>")
     syllabus = "\n".join(items) or "<li>No notebooks.</li>"
 
+    def notebook_link(stem: str) -> str:
+        page = pages.get(stem)
+        return f'<a href="{_href(page)}">{_e(stem)}</a>' if page else _e(stem)
+
     # results table
     lines = []
     for row in rows:
-        page = pages.get(row["notebook"])
-        name = f'<a href="{_href(page)}">{_e(row["notebook"])}</a>' if page else _e(row["notebook"])
+        name = notebook_link(row["notebook"])
         flag = " ▼ below floor" if row["below"] else (" (missing)" if row["missing"] else "")
         value = _fmt(row["value"]) if row["value"] is not None else "—"
         below = ' class="below" title="below its floor"' if row["below"] else ""
@@ -612,8 +617,7 @@ def write_index(site_dir, records, runs) -> Path:
     # headlines: one row per notebook
     key_lines = []
     for row in headlines:
-        page = pages.get(row["notebook"])
-        name = f'<a href="{_href(page)}">{_e(row["notebook"])}</a>' if page else _e(row["notebook"])
+        name = notebook_link(row["notebook"])
         published = " — ".join(x for x in (_fmt(row["published"]), row["reference"] or "") if x)
         key_lines.append(
             f'<tr><td>{name}</td><td>{_e(row["metric"])}</td><td class="num value">{_e(_fmt(row["value"]) or "—")}</td>'
