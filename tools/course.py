@@ -115,6 +115,9 @@ def course_env(profile_default: str, build: Path) -> dict:
     env.setdefault("CAB420_BUILD", str(build))
     env.setdefault("KERAS_BACKEND", "tensorflow")
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # On a GPU TensorFlow maps nearly all of its memory in the first process that uses it; pytest keeps its
+    # process (and TensorFlow) alive while nbval starts a kernel per notebook, so each takes only what it needs.
+    env.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
     env["PATH"] = f"{venv_python().parent}{os.pathsep}{env.get('PATH', '')}"
     env.pop("MPLBACKEND", None)
     return env

@@ -1,0 +1,33 @@
+"""tools/course.py: the environment its jobs run in (it is standard-library only, so it imports here)."""
+import importlib.util
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "tools" / "course.py"
+spec = importlib.util.spec_from_file_location("course_runner", SCRIPT)
+course = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(course)
+
+
+def test_course_env_defaults(monkeypatch, tmp_path):
+    for name in ("CAB420_PROFILE", "CAB420_BUILD", "TF_FORCE_GPU_ALLOW_GROWTH", "KERAS_BACKEND", "MPLBACKEND"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CAB420_DATA", str(tmp_path / "data" / ".." / "data"))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    env = course.course_env("fast", tmp_path / "build")
+    assert env["CAB420_PROFILE"] == "fast" and env["CAB420_BUILD"] == str(tmp_path / "build")
+    assert env["CAB420_DATA"] == str((tmp_path / "data").resolve())   # absolute: notebooks run in notebooks/
+    assert env["KERAS_BACKEND"] == "tensorflow"
+    # pytest's process holds TensorFlow while nbval starts kernels: no process may map the whole GPU
+    assert env["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"
+    assert "MPLBACKEND" not in env
+    assert env["PATH"].startswith(str(course.venv_python().parent))
+
+
+def test_course_env_keeps_what_the_user_set(monkeypatch, tmp_path):
+    monkeypatch.setenv("CAB420_PROFILE", "full")
+    monkeypatch.setenv("CAB420_BUILD", str(tmp_path / "mine"))
+    monkeypatch.setenv("TF_FORCE_GPU_ALLOW_GROWTH", "false")
+    env = course.course_env("fast", tmp_path / "build")
+    assert env["CAB420_PROFILE"] == "full"
+    assert env["CAB420_BUILD"] == str(tmp_path / "mine")
+    assert env["TF_FORCE_GPU_ALLOW_GROWTH"] == "false"
