@@ -28,6 +28,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from . import distribute
 from .glimpses import CauchyGlimpse, take_feature_glimpse
 from .metrics import roc_auc
 from .profiles import rehearsal_budget
@@ -258,20 +259,26 @@ def train_comparator(model: ARC, images, *, steps: int, batch: int, learning_rat
     ``evaluate_every`` steps a dict of step, mean training loss, and — when
     ``validation=(images_a, images_b, same)`` is given — validation accuracy
     (logit > 0) and ROC AUC, with the seconds since training started.
-    The step is TensorFlow's (``GradientTape``), the backend the course runs on.
+    The step is TensorFlow's (``GradientTape``), the backend the course runs on;
+    under ``CAB420_DISTRIBUTION=mirrored`` each replica takes an equal share of
+    every batch (:func:`~cab420utils.distribute.replicated`).
     """
     import tensorflow as tf
 
     optimizer = cosine_adam(learning_rate, steps, clipnorm=clipnorm)
     loss_fn = keras.losses.BinaryCrossentropy(from_logits=True)
+    optimizer.build(model.trainable_variables)   # its slots now, beside the weights (on every replica)
+    share = 1 / distribute.replicas()            # the optimizer adds the replicas' gradients
 
-    @tf.function
-    def train_step(images_a, images_b, same):
+    def one_step(images_a, images_b, same):
         with tf.GradientTape() as tape:
             loss = loss_fn(same, model([images_a, images_b], training=True))
-        grads = tape.gradient(loss, model.trainable_variables)
+            scaled = loss * share
+        grads = tape.gradient(scaled, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         return loss
+
+    train_step = distribute.replicated(one_step)
 
     started, losses, curve = time.perf_counter(), [], []
     n_characters, n_drawers = images.shape[:2]

@@ -32,6 +32,7 @@ import os
 
 DISTRIBUTION_VARIABLE = "CAB420_DISTRIBUTION"
 DISTRIBUTIONS = ("none", "mirrored")
+LOGICAL_CPUS_VARIABLE = "CAB420_LOGICAL_CPUS"   # split the CPU into N devices: data-parallel code without GPUs
 
 
 def resolve_distribution(requested: str | None = None) -> str:
@@ -93,6 +94,91 @@ class _OneDevice:
 def scope(distribution: str | None = None, devices=None):
     """Shorthand for ``strategy(distribution, devices).scope()``."""
     return strategy(distribution, devices).scope()
+
+
+def split_cpu(count: int | str | None = None) -> int:
+    """Split the CPU into ``count`` logical devices (default ``$CAB420_LOGICAL_CPUS``;
+    unset, empty or 1: leave it whole), so that ``mirrored`` replicates over them
+    on a machine without GPUs — how CI runs the data-parallel code.  TensorFlow can
+    only split a device before it first runs anything, which is why
+    ``cab420utils.setup`` (a notebook's first cell) calls this before anything else.
+    Returns ``count``."""
+    raw = os.environ.get(LOGICAL_CPUS_VARIABLE, "") if count is None else str(count)
+    try:
+        count = int(raw.strip() or 1)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise ValueError(f"{LOGICAL_CPUS_VARIABLE} must be a whole number of devices (e.g. 2), got {raw!r}")
+    if count == 1:
+        return 1
+    import keras
+
+    if keras.config.backend() != "tensorflow":
+        raise ValueError(f"{LOGICAL_CPUS_VARIABLE} splits the CPU for tf.distribute: it needs the TensorFlow backend")
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    if len(tf.config.get_logical_device_configuration(cpu) or [None]) != count:
+        try:
+            tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+        except RuntimeError as error:   # "Virtual devices cannot be modified after being initialized"
+            raise RuntimeError(f"{LOGICAL_CPUS_VARIABLE}={count}: TensorFlow has already run something, and a "
+                               "device can only be split before that. Call cab420utils.setup() first (restart "
+                               "the kernel, then run the notebook from its first cell).") from error
+    return count
+
+
+def replicas() -> int:
+    """How many replicas the current strategy trains on (1 without distribution)."""
+    import keras
+
+    if keras.config.backend() != "tensorflow":
+        return 1
+    import tensorflow as tf
+
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
+def replicated(step, whole=()):
+    """``step``, a training step written for one device, run on every replica.
+
+    ``step(*arrays)`` computes a loss on the batch it is given, takes its
+    gradients and applies them.  Here each replica calls it on its own share of
+    the batch: every argument is split along its first axis into equal,
+    consecutive shares, except those whose positions are in ``whole``, which
+    every replica gets entire (notebook 07's references).  The optimizer *adds*
+    the replicas' gradients, so ``step`` divides its loss by :func:`replicas`
+    before taking gradients (a no-op on one device); what it returns is averaged
+    over the replicas.  Without distribution this is ``tf.function(step)``.
+    """
+    import tensorflow as tf
+
+    strategy = tf.distribute.get_strategy()
+    count = strategy.num_replicas_in_sync
+    if count == 1:
+        return tf.function(step)
+    whole = frozenset(whole)
+
+    def on_replica(*arrays):
+        index = tf.distribute.get_replica_context().replica_id_in_sync_group
+        shares = []
+        for k, array in enumerate(arrays):
+            if k not in whole:
+                size = array.shape[0]
+                if size is None or size % count:
+                    raise ValueError(f"argument {k} of the step has {size} rows, which {count} replicas cannot "
+                                     f"share equally: make the batch a multiple of {count}")
+                array = array[index * (size // count):(index + 1) * (size // count)]
+            shares.append(array)
+        return step(*shares)
+
+    @tf.function
+    def run(*arrays):
+        results = strategy.run(on_replica, args=tuple(tf.convert_to_tensor(a) for a in arrays))
+        return tf.nest.map_structure(lambda value: strategy.reduce("MEAN", value, axis=None), results)
+
+    return run
 
 
 def use(distribution: str | None = None):

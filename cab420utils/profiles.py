@@ -184,11 +184,12 @@ def setup(notebook: str, title: str, seed: int = 420, profile: str | None = None
           rehearsal: bool | None = None) -> Run:
     """Seed everything, choose the profile, print what runs where, start the clock.
     ``rehearsal`` (default: ``$CAB420_REHEARSAL``) cuts every budget, see the module's doc."""
+    from . import distribute
+
+    distribute.split_cpu()          # only if $CAB420_LOGICAL_CPUS asks, and before TensorFlow runs anything
     name, reason = resolve_profile(profile)
     rehearsal = rehearsal_requested() if rehearsal is None else bool(rehearsal)
     seed_everything(seed)
-    from . import distribute
-
     training = distribute.describe(distribute.use())
     run = Run(notebook=notebook, title=title, profile=name, reason=reason, seed=seed,
               device=describe_device(), versions=library_versions(), distribution=training,

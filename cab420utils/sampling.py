@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
+from . import distribute
+
 
 @dataclass(frozen=True)
 class ClassIndex:
@@ -204,7 +206,12 @@ class EpochDataset(keras.utils.PyDataset):
 class _EpochSampler(EpochDataset):
     """Shared machinery of the labelled samplers: a fresh set of indices each
     epoch from ``default_rng([seed, epoch])``, so epoch ``e`` is the same on every
-    rerun (epochs counted as :class:`EpochDataset` says)."""
+    rerun (epochs counted as :class:`EpochDataset` says).
+
+    Under data-parallel training (``CAB420_DISTRIBUTION=mirrored``, R replicas)
+    every batch must split into R equal shares: ``batch_size`` must be a multiple
+    of R (else a ValueError says so), and a last, partial batch is cut to a
+    multiple of R (at most R - 1 items of an epoch are left out)."""
 
     def __init__(self, x, labels, n_items: int, batch_size: int, seed: int, redraw: bool = True, **kwargs):
         super().__init__(redraw=redraw, **kwargs)
@@ -216,16 +223,22 @@ class _EpochSampler(EpochDataset):
         self.index = ClassIndex.from_labels(labels)
         self.index.require_pairs()
         self.n_items, self.batch_size, self.seed = int(n_items), int(batch_size), int(seed)
+        replicas = distribute.replicas()
+        if self.batch_size % replicas:
+            raise ValueError(f"batches of {self.batch_size} cannot be shared equally by the {replicas} replicas of "
+                             f"data-parallel training ({distribute.DISTRIBUTION_VARIABLE}=mirrored): choose a batch "
+                             f"size that is a multiple of {replicas}")
+        self._used = self.n_items - (self.n_items % self.batch_size) % replicas   # whole shares only
         self._draw()
 
     def _rng(self) -> np.random.Generator:
         return np.random.default_rng([self.seed, self.epoch])
 
     def __len__(self) -> int:
-        return math.ceil(self.n_items / self.batch_size)
+        return math.ceil(self._used / self.batch_size)
 
     def _slice(self, i: int) -> slice:
-        return slice(i * self.batch_size, (i + 1) * self.batch_size)
+        return slice(i * self.batch_size, min((i + 1) * self.batch_size, self._used))
 
 
 class PairDataset(_EpochSampler):

@@ -149,3 +149,102 @@ def test_class_batches_must_split_into_whole_classes():
     for classes in (5, 3, 2):
         with pytest.raises(ValueError, match="multiple of 2"):
             distribute.check_class_batches(classes, 8, Two())
+
+
+# ------------------------------------------------- custom training loops (notebooks 07-09), set by env only
+CUSTOM_LOOPS = r'''
+import json
+import cab420utils                      # before anything runs TensorFlow: setup() splits the CPU
+run = cab420utils.setup("t", "t", quiet=True)
+
+import keras
+import numpy as np
+import tensorflow as tf
+from cab420utils import arc, distribute
+
+out = {"distribution": run.distribution, "replicas": distribute.replicas()}
+
+# what replicated() gives each replica: argument 0 whole, the others in equal consecutive shares
+probe = distribute.replicated(lambda whole, split: (tf.reduce_sum(whole), tf.cast(tf.shape(split)[0], tf.float32),
+                                                    tf.reduce_sum(split)), whole=(0,))
+out["probe"] = [float(v) for v in probe(np.arange(10.0), np.arange(8.0))]
+try:
+    probe(np.arange(10.0), np.arange(7.0))
+    out["odd"] = "no error"
+except ValueError as error:
+    out["odd"] = str(error)
+try:
+    distribute.split_cpu(3)
+    out["late split"] = "no error"
+except RuntimeError as error:
+    out["late split"] = str(error)
+
+# notebook 08's training loop: the same losses and weights on one device and on every replica
+images = np.random.default_rng(0).random((30, 20, 32, 32)).astype("float32")
+trained = {}
+for name in ("mirrored", "none"):
+    if name == "none":
+        tf.distribute.experimental_set_strategy(None)   # undo what setup() set: back to one device
+    keras.utils.set_random_seed(0)
+    model = arc.build_comparator(dict(arc.comparator_settings("fast", True), hidden=16))
+    losses, _ = arc.train_comparator(model, images, steps=4, batch=8, learning_rate=1e-2, clipnorm=None,
+                                     window=10, rng=np.random.default_rng(1), evaluate_every=4)
+    trained[name] = {"losses": losses, "variable": type(model.trainable_weights[0].value).__name__,
+                     "weights": [float(np.abs(w).sum()) for w in model.get_weights()]}
+out["arc"] = trained
+print("RESULT " + json.dumps(out))
+'''
+
+
+@pytest.fixture(scope="module")
+def custom_loops():
+    env = dict(os.environ, CAB420_DISTRIBUTION="mirrored", CAB420_LOGICAL_CPUS="2", CUDA_VISIBLE_DEVICES="-1",
+               KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
+    done = subprocess.run([sys.executable, "-c", CUSTOM_LOOPS], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    assert done.returncode == 0 and lines, f"child failed ({done.returncode}):\n{done.stderr[-3000:]}"
+    return json.loads(lines[-1].removeprefix("RESULT "))
+
+
+def test_logical_cpus_from_the_environment(custom_loops):
+    assert custom_loops["distribution"] == "mirrored over 2 devices (CPU:0, CPU:1)"
+    assert custom_loops["replicas"] == 2
+    assert "already run something" in custom_loops["late split"] and "setup()" in custom_loops["late split"]
+
+
+def test_replicated_shares_the_batch_and_keeps_whole_arguments_whole(custom_loops):
+    whole_sum, rows, share_sum = custom_loops["probe"]
+    assert whole_sum == 45.0               # each replica saw all of 0..9 (the mean of 45 and 45)
+    assert rows == 4.0                     # 8 rows, 4 per replica
+    assert share_sum == 14.0               # (0+1+2+3) and (4+5+6+7): their mean
+    assert "7 rows" in custom_loops["odd"] and "multiple of 2" in custom_loops["odd"]
+
+
+def test_arc_trains_the_same_on_two_replicas_as_on_one(custom_loops):
+    mirrored, one = custom_loops["arc"]["mirrored"], custom_loops["arc"]["none"]
+    assert mirrored["variable"] == "MirroredVariable" and one["variable"] == "ResourceVariable"
+    assert mirrored["losses"] == pytest.approx(one["losses"], rel=1e-4)
+    assert mirrored["weights"] == pytest.approx(one["weights"], rel=1e-4)
+    assert mirrored["losses"][-1] != mirrored["losses"][0]   # it trained
+
+
+def test_split_cpu_reads_and_checks_the_setting(monkeypatch):
+    monkeypatch.delenv(distribute.LOGICAL_CPUS_VARIABLE, raising=False)
+    assert distribute.split_cpu() == 1                     # unset: the CPU stays whole, TensorFlow untouched
+    monkeypatch.setenv(distribute.LOGICAL_CPUS_VARIABLE, " 1 ")
+    assert distribute.split_cpu() == 1
+    for bad in ("two", "0", "-2", "1.5"):
+        monkeypatch.setenv(distribute.LOGICAL_CPUS_VARIABLE, bad)
+        with pytest.raises(ValueError, match="whole number of devices"):
+            distribute.split_cpu()
+
+
+def test_replicated_on_one_device_is_the_step_compiled(monkeypatch):
+    import tensorflow as tf
+
+    monkeypatch.delenv(distribute.DISTRIBUTION_VARIABLE, raising=False)
+    assert distribute.replicas() == 1
+    step = distribute.replicated(lambda a, b: (tf.reduce_sum(a), tf.shape(b)[0]), whole=(0,))
+    total, rows = step(tf.range(5.0), tf.zeros((7, 2)))
+    assert float(total) == 10.0 and int(rows) == 7             # nothing split, whatever the size

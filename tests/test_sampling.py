@@ -138,3 +138,16 @@ def test_fit_trains_on_the_batches_drawn_at_construction_then_fresh_ones(labels)
     assert ds.served[1] == set(np.concatenate(replay.batches).tolist())   # then epoch 1, 2, ... as on a rerun
     assert ds.served[1] != ds.served[0]
     np.testing.assert_array_equal(fixed.batches, fixed_batches)           # redraw=False: validation stays fixed
+
+
+def test_batches_split_into_equal_shares_under_data_parallel_training(labels, monkeypatch):
+    x = np.zeros((len(labels), 28, 28), np.uint8)
+    one = sampling.TripletDataset(x, labels, 51, 16, seed=0)
+    assert len(one) == 4 and [len(one[i][1]) for i in range(4)] == [16, 16, 16, 3]   # one device: all 51
+    monkeypatch.setattr(sampling.distribute, "replicas", lambda: 2)
+    two = sampling.TripletDataset(x, labels, 51, 16, seed=0)
+    assert [len(two[i][1]) for i in range(len(two))] == [16, 16, 16, 2]    # the odd one out is left out
+    assert np.array_equal(two[3][0][0], one[3][0][0][:2])                     # the same triplets otherwise
+    assert len(sampling.PairDataset(x, labels, 48, 16, seed=0)) == 3
+    with pytest.raises(ValueError, match="27 cannot be shared equally by the 2 replicas.*multiple of 2"):
+        sampling.TripletDataset(x, labels, 54, 27, seed=0)
