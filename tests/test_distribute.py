@@ -8,6 +8,7 @@ for a few steps under each setting, through the same code.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import subprocess
@@ -162,7 +163,8 @@ import numpy as np
 import tensorflow as tf
 from cab420utils import arc, distribute
 
-out = {"distribution": run.distribution, "replicas": distribute.replicas()}
+out = {"distribution": run.distribution, "replicas": distribute.replicas(),
+       "tf log level": tf.get_logger().getEffectiveLevel()}
 
 # what replicated() gives each replica: argument 0 whole, the others in equal consecutive shares
 probe = distribute.replicated(lambda whole, split: (tf.reduce_sum(whole), tf.cast(tf.shape(split)[0], tf.float32),
@@ -210,6 +212,7 @@ def custom_loops():
 def test_logical_cpus_from_the_environment(custom_loops):
     assert custom_loops["distribution"] == "mirrored over 2 devices (CPU:0, CPU:1)"
     assert custom_loops["replicas"] == 2
+    assert custom_loops["tf log level"] == logging.WARNING    # no INFO line for every all-reduce in the pages
     assert "already run something" in custom_loops["late split"] and "setup()" in custom_loops["late split"]
 
 
