@@ -28,11 +28,10 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from . import distribute
 from .glimpses import CauchyGlimpse, take_feature_glimpse
 from .metrics import roc_auc
 from .profiles import rehearsal_budget
-from .training import cosine_adam
+from .training import cosine_adam, gradient_step
 
 
 @keras.saving.register_keras_serializable(package="cab420utils")
@@ -259,26 +258,17 @@ def train_comparator(model: ARC, images, *, steps: int, batch: int, learning_rat
     ``evaluate_every`` steps a dict of step, mean training loss, and — when
     ``validation=(images_a, images_b, same)`` is given — validation accuracy
     (logit > 0) and ROC AUC, with the seconds since training started.
-    The step is TensorFlow's (``GradientTape``), the backend the course runs on;
-    under ``CAB420_DISTRIBUTION=mirrored`` each replica takes an equal share of
-    every batch (:func:`~cab420utils.distribute.replicated`).
+    The step is :func:`~cab420utils.training.gradient_step`: a ``GradientTape``
+    on TensorFlow (each replica a share of every batch under
+    ``CAB420_DISTRIBUTION=mirrored``), ``jax.value_and_grad`` on JAX.
     """
-    import tensorflow as tf
-
     optimizer = cosine_adam(learning_rate, steps, clipnorm=clipnorm)
     loss_fn = keras.losses.BinaryCrossentropy(from_logits=True)
-    optimizer.build(model.trainable_variables)   # its slots now, beside the weights (on every replica)
-    share = 1 / distribute.replicas()            # the optimizer adds the replicas' gradients
 
-    def one_step(images_a, images_b, same):
-        with tf.GradientTape() as tape:
-            loss = loss_fn(same, model([images_a, images_b], training=True))
-            scaled = loss * share
-        grads = tape.gradient(scaled, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return loss
+    def pair_loss(images_a, images_b, same):
+        return loss_fn(same, model([images_a, images_b], training=True))
 
-    train_step = distribute.replicated(one_step)
+    train_step = gradient_step(model, optimizer, pair_loss)
 
     started, losses, curve = time.perf_counter(), [], []
     n_characters, n_drawers = images.shape[:2]
