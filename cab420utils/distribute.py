@@ -77,6 +77,9 @@ def strategy(distribution: str | None = None, devices=None):
     names = [_device_name(d) for d in devices]
     if not names:
         raise ValueError("no devices to replicate on")
+    # tf.distribute logs every all-reduce it sets up at INFO ("Reduce to ... then broadcast to ...": dozens of
+    # lines in a notebook's outputs); a notebook's first cell says what runs.  Warnings stay.
+    tf.get_logger().setLevel("WARNING")
     return tf.distribute.MirroredStrategy(devices=names)
 
 
@@ -187,12 +190,6 @@ def use(distribution: str | None = None):
     ``vgg_backbone(...)``/``compile``/``fit`` run data-parallel without a
     ``with`` block.  ``'none'`` changes nothing.  Returns the strategy;
     ``cab420utils.setup`` calls this once per notebook."""
-    if resolve_distribution(distribution) == "mirrored":
-        import tensorflow as tf
-
-        # tf.distribute logs every all-reduce it sets up at INFO ("Reduce to ... then broadcast to ...": dozens
-        # of lines in a notebook's outputs); the first cell's "training:" line says what runs.  Warnings stay.
-        tf.get_logger().setLevel("WARNING")
     chosen = strategy(distribution)
     if type(chosen).__name__ == "MirroredStrategy":
         import tensorflow as tf
