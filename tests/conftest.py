@@ -2,14 +2,18 @@
 CAB420_REQUIRE_DATA=1, which CI sets), and a private build folder."""
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "datasets"
 if not os.environ.get("CAB420_DATA") and SHARED.is_dir():
     os.environ["CAB420_DATA"] = str(SHARED)
 
@@ -31,3 +35,19 @@ def fashion():
 def build_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("CAB420_BUILD", str(tmp_path / "build"))
     return tmp_path / "build"
+
+
+@pytest.fixture(scope="session")
+def child_result():
+    """Run a Python script in a fresh process (TensorFlow's devices and Keras' backend are chosen once per
+    process) with the project on its path and ``env`` added, and return what it printed as ``RESULT {json}``."""
+    def run(script: str, **env) -> dict:
+        environment = dict(os.environ, CUDA_VISIBLE_DEVICES="-1", TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT),
+                           **env)
+        done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=environment, capture_output=True,
+                              text=True, timeout=300)
+        lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+        assert done.returncode == 0 and lines, f"child failed ({done.returncode}):\n{done.stderr[-3000:]}"
+        return json.loads(lines[-1].removeprefix("RESULT "))
+
+    return run

@@ -7,19 +7,12 @@ for a few steps under each setting, through the same code.
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from cab420utils import distribute
-
-ROOT = Path(__file__).resolve().parents[1]
 
 TWO_CPU_TRAINING = r'''
 import json
@@ -76,14 +69,8 @@ print("RESULT " + json.dumps(results))
 
 
 @pytest.fixture(scope="module")
-def trained():
-    env = dict(os.environ, CAB420_DISTRIBUTION="mirrored", CUDA_VISIBLE_DEVICES="-1", KERAS_BACKEND="tensorflow",
-               TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
-    done = subprocess.run([sys.executable, "-c", TWO_CPU_TRAINING], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=300)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    assert done.returncode == 0 and lines, f"child failed ({done.returncode}):\n{done.stderr[-3000:]}"
-    return json.loads(lines[-1].removeprefix("RESULT "))
+def trained(child_result):
+    return child_result(TWO_CPU_TRAINING, CAB420_DISTRIBUTION="mirrored", KERAS_BACKEND="tensorflow")
 
 
 def test_mirrored_trains_on_two_replicas(trained):
@@ -199,14 +186,9 @@ print("RESULT " + json.dumps(out))
 
 
 @pytest.fixture(scope="module")
-def custom_loops():
-    env = dict(os.environ, CAB420_DISTRIBUTION="mirrored", CAB420_LOGICAL_CPUS="2", CUDA_VISIBLE_DEVICES="-1",
-               KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
-    done = subprocess.run([sys.executable, "-c", CUSTOM_LOOPS], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=300)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    assert done.returncode == 0 and lines, f"child failed ({done.returncode}):\n{done.stderr[-3000:]}"
-    return json.loads(lines[-1].removeprefix("RESULT "))
+def custom_loops(child_result):
+    return child_result(CUSTOM_LOOPS, CAB420_DISTRIBUTION="mirrored", CAB420_LOGICAL_CPUS="2",
+                        KERAS_BACKEND="tensorflow")
 
 
 def test_logical_cpus_from_the_environment(custom_loops):

@@ -6,16 +6,8 @@ weights and BatchNorm's moving statistics must agree, and the first step must be
 """
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
 
 STEPS = r'''
 import json
@@ -52,19 +44,9 @@ print("RESULT " + json.dumps({"backend": keras.config.backend(), "seen": seen, "
 '''
 
 
-def run_on(backend):
-    env = dict(os.environ, KERAS_BACKEND=backend, CUDA_VISIBLE_DEVICES="-1", TF_CPP_MIN_LOG_LEVEL="2",
-               PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu")
-    done = subprocess.run([sys.executable, "-c", STEPS], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=300)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    assert done.returncode == 0 and lines, f"{backend} child failed ({done.returncode}):\n{done.stderr[-3000:]}"
-    return json.loads(lines[-1].removeprefix("RESULT "))
-
-
 @pytest.fixture(scope="module")
-def tensorflow_run():
-    return run_on("tensorflow")
+def tensorflow_run(child_result):
+    return child_result(STEPS, KERAS_BACKEND="tensorflow")
 
 
 def test_first_step_is_sgd_by_hand(tensorflow_run):
@@ -81,9 +63,9 @@ def test_first_step_is_sgd_by_hand(tensorflow_run):
     assert tensorflow_run["bias"][0] == pytest.approx(0.0 - 0.1 * 2 * np.mean(p - y[0]), rel=1e-4)
 
 
-def test_jax_gives_tensorflows_numbers(tensorflow_run):
+def test_jax_gives_tensorflows_numbers(tensorflow_run, child_result):
     pytest.importorskip("jax")
-    jax_run = run_on("jax")
+    jax_run = child_result(STEPS, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
     assert jax_run["backend"] == "jax" and tensorflow_run["backend"] == "tensorflow"
     assert jax_run["start"] == tensorflow_run["start"]
     assert np.allclose(jax_run["seen"], tensorflow_run["seen"], rtol=1e-4, atol=1e-6)
