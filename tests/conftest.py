@@ -40,11 +40,12 @@ def build_dir(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def child_result():
     """Run a Python script in a fresh process (TensorFlow's devices and Keras' backend are chosen once per
-    process) with the project on its path and ``env`` added, and return what it printed as ``RESULT {json}``."""
-    def run(script: str, **env) -> dict:
+    process) with the project on its path, ``args`` as its ``sys.argv[1:]`` and ``env`` added, and return what
+    it printed as ``RESULT {json}``."""
+    def run(script: str, args=(), **env) -> dict:
         environment = dict(os.environ, CUDA_VISIBLE_DEVICES="-1", TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT),
                            **env)
-        done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=environment, capture_output=True,
+        done = subprocess.run([sys.executable, "-c", script, *args], cwd=ROOT, env=environment, capture_output=True,
                               text=True, timeout=300)
         lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
         assert done.returncode == 0 and lines, f"child failed ({done.returncode}):\n{done.stderr[-3000:]}"
