@@ -21,6 +21,7 @@ numbers mean nothing and say so (``python3 tools/course.py rehearse``).
 """
 from __future__ import annotations
 
+import importlib
 import os
 import platform
 import random
@@ -59,10 +60,10 @@ def visible_gpus() -> list[str]:
         import tensorflow as tf
 
         return [d.name for d in tf.config.list_physical_devices("GPU")]
-    if keras.config.backend() == "jax":  # pragma: no cover - not the course's backend
+    if keras.config.backend() == "jax":  # the lent GPU machine's (README: the full profile)
         import jax
 
-        return [str(d) for d in jax.devices() if d.platform == "gpu"]
+        return [d.device_kind for d in jax.devices() if d.platform == "gpu"]   # e.g. 'NVIDIA H200'
     if keras.config.backend() == "torch":  # pragma: no cover
         import torch
 
@@ -80,6 +81,10 @@ def describe_device() -> str:
 
 
 def _gpu_names() -> list[str]:
+    import keras
+
+    if keras.config.backend() != "tensorflow":
+        return []        # visible_gpus() already gives the cards' names
     try:
         import tensorflow as tf
 
@@ -171,12 +176,9 @@ def library_versions() -> dict[str, str]:
 
     versions = {"python": platform.python_version(), "numpy": np.__version__, "keras": keras.__version__,
                 "backend": keras.config.backend()}
-    try:
-        import tensorflow as tf
-
-        versions["tensorflow"] = tf.__version__
-    except ImportError:  # pragma: no cover
-        pass
+    backend = keras.config.backend()
+    if backend in ("tensorflow", "jax"):     # jax: the lent GPU machine's backend (it has no TensorFlow)
+        versions[backend] = importlib.import_module(backend).__version__
     return versions
 
 
