@@ -108,3 +108,13 @@ def test_run_past_its_deadline_starts_nothing_and_says_so(kit):
     summary = json.loads((kit / "build" / "summary.json").read_text())
     assert summary["notebooks"] == [{"notebook": "01-tiny", "ok": None, "error": "not started: deadline"}]
     assert (kit / "out" / "device-run.tar.gz").is_file()      # what there is still comes back
+
+
+def test_run_where_keras_does_not_start_spends_no_time_on_notebooks(kit, monkeypatch):
+    monkeypatch.setattr(device_kit, "device_facts", lambda: {"python": "3.12", "probe error": "ImportError: jax"})
+    args = ["--kit", str(kit / "kit"), "--site", str(kit / "site"), "--notebooks", str(kit / "notebooks"),
+            "--build", str(kit / "build"), "--out", str(kit / "out")]
+    assert device_kit.main(["run", "--deadline", "300", *args]) == 1
+    summary = json.loads((kit / "build" / "summary.json").read_text())
+    assert summary["notebooks"][0]["ok"] is None and "failed to start" in summary["notebooks"][0]["error"]
+    assert not (kit / "build" / "executed").exists()
