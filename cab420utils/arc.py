@@ -152,6 +152,10 @@ class ConvARC(ARC):
         return {**super().get_config(), "filters": list(self.filters)}
 
 
+#: Lake et al.'s modified Hausdorff distance on their 20 one-shot runs (Science 2015): 61.2% correct, the
+#: baseline a learned comparator must beat (notebook 08 re-measures it: :func:`hausdorff_scores`).
+LAKE_HAUSDORFF = 0.612
+
 COMPARATORS = {"arc": ARC, "convarc": ConvARC}   # the "kind" in a comparator's settings -> its class
 
 
