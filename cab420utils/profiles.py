@@ -174,9 +174,9 @@ class Run:
 def library_versions() -> dict[str, str]:
     import keras
 
-    versions = {"python": platform.python_version(), "numpy": np.__version__, "keras": keras.__version__,
-                "backend": keras.config.backend()}
     backend = keras.config.backend()
+    versions = {"python": platform.python_version(), "numpy": np.__version__, "keras": keras.__version__,
+                "backend": backend}
     if backend in ("tensorflow", "jax"):     # jax: the lent GPU machine's backend (it has no TensorFlow)
         versions[backend] = importlib.import_module(backend).__version__
     return versions

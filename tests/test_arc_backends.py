@@ -33,7 +33,7 @@ if keras.config.backend() == "tensorflow":
 else:
     model.load_weights(start)
 before = arc.pair_scores(model, a, b)
-losses, curve = arc.train_comparator(model, images, steps=4, batch=8, learning_rate=1e-2, clipnorm=1.0,
+losses, curve = arc.train_comparator(model, images, steps=4, batch=8, learning_rate=1e-3, clipnorm=1.0,
                                      window=3, rng=np.random.default_rng(1), max_shift=1,
                                      validation=(a, b, same), evaluate_every=2)
 trained = os.path.join(folder, f"{kind}-{keras.config.backend()}.weights.h5")
@@ -98,10 +98,11 @@ def test_jax_trains_the_comparator_as_tensorflow_does(runs):
     assert jax["weights"].keys() == tensorflow["weights"].keys()
     assert sum("where" in path for path in jax["weights"]) == 1 and len(jax["weights"]) >= 8
     for path, mine in jax["weights"].items():
-        # Not the glimpse-placing layer: it starts at zero, its gradients are tiny, and Adam divides them by
-        # their own size, so the last digits of a near-zero gradient move it by up to a learning rate a step.
+        # Not the layer that places the glimpses: it starts at zero and its gradients are nearly zero, and Adam
+        # divides each gradient by its own running size, so their last digits (which differ from run to run on
+        # either backend) move it by up to a learning rate a step. Every other weight agrees to about 1e-5.
         if "where" not in path:
-            assert np.allclose(mine, tensorflow["weights"][path], rtol=1e-3, atol=5e-4), (kind, path)
+            assert np.allclose(mine, tensorflow["weights"][path], rtol=1e-3, atol=1e-4), (kind, path)
     assert np.allclose(jax["scores"], tensorflow["scores"], rtol=1e-3, atol=1e-4), kind
     assert [step for step, _ in jax["curve"]] == [2, 4]
     assert np.allclose([auc for _, auc in jax["curve"]], [auc for _, auc in tensorflow["curve"]])

@@ -118,3 +118,22 @@ def test_run_where_keras_does_not_start_spends_no_time_on_notebooks(kit, monkeyp
     summary = json.loads((kit / "build" / "summary.json").read_text())
     assert summary["notebooks"][0]["ok"] is None and "failed to start" in summary["notebooks"][0]["error"]
     assert not (kit / "build" / "executed").exists()
+
+
+def test_a_course_notebook_rehearses_its_full_profile_on_jax_through_the_kit(kit, capsys):
+    """What the GPU machine would run, end to end on this CPU: notebook 01's full profile, rehearsed (budgets
+    cut), on Keras' JAX backend, with the data where the kit puts it."""
+    pytest.importorskip("jax")
+    data = Path(os.environ.get("CAB420_DATA", ""))
+    if not (data / "fashion-mnist" / "train-images-idx3-ubyte.gz").is_file():
+        if os.environ.get("CAB420_REQUIRE_DATA") == "1":
+            pytest.fail("CAB420_REQUIRE_DATA=1 but Fashion-MNIST is missing")
+        pytest.skip("Fashion-MNIST not available")
+    (kit / "kit" / "datasets" / "fashion-mnist").symlink_to(data / "fashion-mnist", target_is_directory=True)
+    args = ["--kit", str(kit / "kit"), "--site", str(kit / "site"), "--only", "01", "--rehearse",
+            "--build", str(kit / "build"), "--out", str(kit / "out")]
+    assert device_kit.main(["run", "--deadline", "600", *args]) == 0, capsys.readouterr().out[-3000:]
+    record = json.loads((kit / "build" / "results" / "01-siamese-bce.json").read_text())
+    assert record["versions"]["backend"] == "jax" and "jax" in record["versions"]
+    assert record["profile"] == "full" and record["rehearsal"] is True
+    assert 0.5 < record["metrics"]["ROC AUC"] <= 1.0
