@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-TRAIN = r'''
+# Both children: the same small comparator (built, not yet trained) and the same pairs of random ink.
+SETUP = r'''
 import json, os, sys
 import keras
 import numpy as np
@@ -27,6 +28,9 @@ settings = dict(arc.comparator_settings("fast", kind=kind), image_size=16, hidde
 if kind == "convarc":
     settings["filters"] = (4, 6)
 model = arc.build_comparator(settings)
+'''
+
+TRAIN = SETUP + r'''
 start = os.path.join(folder, f"{kind}-start.weights.h5")
 if keras.config.backend() == "tensorflow":
     model.save_weights(start)
@@ -36,8 +40,7 @@ before = arc.pair_scores(model, a, b)
 losses, curve = arc.train_comparator(model, images, steps=4, batch=8, learning_rate=1e-3, clipnorm=1.0,
                                      window=3, rng=np.random.default_rng(1), max_shift=1,
                                      validation=(a, b, same), evaluate_every=2)
-trained = os.path.join(folder, f"{kind}-{keras.config.backend()}.weights.h5")
-model.save_weights(trained)
+model.save_weights(os.path.join(folder, f"{kind}-{keras.config.backend()}.weights.h5"))
 print("RESULT " + json.dumps({
     "backend": keras.config.backend(), "losses": losses, "before": before.tolist(),
     "scores": arc.pair_scores(model, a, b).tolist(),
@@ -45,21 +48,7 @@ print("RESULT " + json.dumps({
     "weights": {w.path: np.asarray(w).tolist() for w in model.weights}}))
 '''
 
-LOAD = r'''
-import json, os, sys
-import keras
-import numpy as np
-from cab420utils import arc
-
-folder, kind = sys.argv[1], sys.argv[2]
-rng = np.random.default_rng(0)
-images = (rng.random((12, 4, 16, 16)) < 0.2).astype("float32")
-a, b, same = arc.pair_images(images, arc.character_pairs(12, 4, 10, np.random.default_rng(5), window=3))
-settings = dict(arc.comparator_settings("fast", kind=kind), image_size=16, hidden=12, glimpses_per_image=2,
-                glimpse_size=4, head_units=8)
-if kind == "convarc":
-    settings["filters"] = (4, 6)
-model = arc.build_comparator(settings)
+LOAD = SETUP + r'''
 model.load_weights(os.path.join(folder, f"{kind}-tensorflow.weights.h5"))
 print("RESULT " + json.dumps({"backend": keras.config.backend(), "scores": arc.pair_scores(model, a, b).tolist()}))
 '''
