@@ -81,9 +81,14 @@ def kit(tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_run_executes_on_jax_packs_and_collect_renders(kit, capsys):
-    args = ["--kit", str(kit / "kit"), "--site", str(kit / "site"), "--notebooks", str(kit / "notebooks"),
+def run_args(kit) -> list[str]:
+    """``run``'s arguments for the tiny kit: its wheels, site, notebooks, and where to build and pack."""
+    return ["--kit", str(kit / "kit"), "--site", str(kit / "site"), "--notebooks", str(kit / "notebooks"),
             "--build", str(kit / "build"), "--out", str(kit / "out")]
+
+
+def test_run_executes_on_jax_packs_and_collect_renders(kit, capsys):
+    args = run_args(kit)
     assert device_kit.main(["run", "--deadline", "300", *args]) == 0
     with tarfile.open(kit / "out" / "device-run.tar.gz") as tar:
         names = set(tar.getnames())
@@ -102,8 +107,7 @@ def test_run_executes_on_jax_packs_and_collect_renders(kit, capsys):
 
 
 def test_run_past_its_deadline_starts_nothing_and_says_so(kit):
-    args = ["--kit", str(kit / "kit"), "--site", str(kit / "site"), "--notebooks", str(kit / "notebooks"),
-            "--build", str(kit / "build"), "--out", str(kit / "out")]
+    args = run_args(kit)
     assert device_kit.main(["run", "--deadline", "10", *args]) == 1
     summary = json.loads((kit / "build" / "summary.json").read_text())
     assert summary["notebooks"] == [{"notebook": "01-tiny", "ok": None, "error": "not started: deadline"}]
@@ -112,8 +116,7 @@ def test_run_past_its_deadline_starts_nothing_and_says_so(kit):
 
 def test_run_where_keras_does_not_start_spends_no_time_on_notebooks(kit, monkeypatch):
     monkeypatch.setattr(device_kit, "device_facts", lambda: {"python": "3.12", "probe error": "ImportError: jax"})
-    args = ["--kit", str(kit / "kit"), "--site", str(kit / "site"), "--notebooks", str(kit / "notebooks"),
-            "--build", str(kit / "build"), "--out", str(kit / "out")]
+    args = run_args(kit)
     assert device_kit.main(["run", "--deadline", "300", *args]) == 1
     summary = json.loads((kit / "build" / "summary.json").read_text())
     assert summary["notebooks"][0]["ok"] is None and "failed to start" in summary["notebooks"][0]["error"]

@@ -148,10 +148,10 @@ def prepare(args) -> int:
     for rel in files:
         (datasets / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(data_root / rel, datasets / rel)
-    for model in args.models or []:          # a comparator trained earlier (08's ARC), so 09 need not retrain it
-        model = Path(model)
-        for part in (model, model.with_name(model.name[:-len(".weights.h5")] + ".json")):
-            (KIT / "models").mkdir(exist_ok=True)
+    if args.models:                          # comparators trained earlier (08's ARC), so 09 need not retrain one
+        (KIT / "models").mkdir()
+    for model in map(Path, args.models or []):
+        for part in (model, model.with_name(model.name[:-len(".weights.h5")] + ".json")):   # weights and card
             shutil.copyfile(part, KIT / "models" / part.name)
     (KIT / "kit.json").write_text(json.dumps({"notebooks": [p.name for p in notebooks], "data": files,
                                               "wheels": wanted, "python": args.python_version}, indent=1))
