@@ -108,3 +108,42 @@ def test_squared_distances_match_brute_force_and_refuse_mismatched_widths():
     assert metrics.squared_distances(q, q).min() >= 0.0   # clamped: the diagonal is 0, never -1e-16
     with pytest.raises(ValueError, match="same D"):
         metrics.squared_distances(q, rng.normal(size=(6, 4)))
+
+
+def test_linear_probe_picks_its_strength_on_validation():
+    # The probe must score on test exactly the C that validation prefers, fitted on the
+    # training features alone; without validation it is scikit-learn's C = 1.
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(0)
+
+    def draw(n):
+        labels = rng.integers(0, 2, n)
+        features = rng.normal(size=(n, 200))
+        features[:, :20] += 0.6 * labels[:, None]
+        return features, labels
+
+    (xtr, ytr), (xva, yva), (xte, yte) = draw(60), draw(400), draw(2000)
+
+    def accuracy(c, x, y):
+        return (make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=1000)).fit(xtr, ytr).predict(x) == y).mean()
+
+    strengths = (1e-4, 0.01, 1.0)
+    chosen = strengths[int(np.argmax([accuracy(c, xva, yva) for c in strengths]))]
+    tuned = metrics.linear_probe(xtr, ytr, xte, yte, validation=(xva, yva), strengths=strengths)
+    assert chosen != 1e-4 and tuned == accuracy(chosen, xte, yte)
+    assert metrics.linear_probe(xtr, ytr, xte, yte) == accuracy(1.0, xte, yte)
+    # so strong a regularisation that every weight is ~0: chance, so the strengths are really used
+    assert metrics.linear_probe(xtr, ytr, xte, yte, validation=(xva, yva), strengths=(1e-4,)) < 0.55
+
+
+def test_linear_probe_refuses_mismatched_inputs():
+    x, y = np.zeros((10, 3)), np.arange(10) % 2
+    with pytest.raises(ValueError, match="differ in length"):
+        metrics.linear_probe(x, y[:9], x, y)
+    with pytest.raises(ValueError, match="same length"):
+        metrics.linear_probe(x, y, x, y, validation=(x, y[:5]))
+    with pytest.raises(ValueError, match="positive"):
+        metrics.linear_probe(x, y, x, y, validation=(x, y), strengths=(0.0,))
