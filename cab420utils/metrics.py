@@ -257,19 +257,20 @@ def linear_probe(train_features, train_labels, test_features, test_labels, max_i
                          f"test {len(test_features)} vs {len(test_labels)}")
     if validation is not None and (len(validation) != 2 or len(validation[0]) != len(validation[1])):
         raise ValueError("validation must be (features, labels) of the same length")
-    candidates = [1.0] if validation is None else [float(c) for c in strengths]
-    if not candidates or min(candidates) <= 0:
+    if validation is not None and (not len(strengths) or min(strengths) <= 0):
         raise ValueError(f"strengths must be positive numbers (logistic regression's C); got {strengths!r}")
-    best, best_accuracy = None, -1.0
+
+    def fitted(c):
+        return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=max_iter)).fit(train_features,
+                                                                                             train_labels)
+
     # One BLAS thread: beside TensorFlow's idle thread pool, more threads make L-BFGS ~50x slower.
     with threadpool_limits(1):
-        for c in candidates:
-            probe = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=max_iter))
-            probe.fit(train_features, train_labels)
-            if validation is None:
-                best = probe
-                break
-            accuracy = float((probe.predict(np.asarray(validation[0])) == np.asarray(validation[1])).mean())
-            if accuracy > best_accuracy:         # ties keep the stronger regularisation (tried first)
-                best, best_accuracy = probe, accuracy
+        if validation is None:
+            best = fitted(1.0)
+        else:
+            val_features, val_labels = np.asarray(validation[0]), np.asarray(validation[1])
+            # max keeps the first of equals: on a tie, the stronger regularisation (the smaller C, listed first)
+            best = max((fitted(float(c)) for c in strengths),
+                       key=lambda probe: (probe.predict(val_features) == val_labels).mean())
         return float((best.predict(test_features) == test_labels).mean())
