@@ -1,7 +1,7 @@
 # Thin aliases for tools/course.py, which needs nothing but python3.
 PYTHON ?= python3
 
-.PHONY: setup test course bench clean
+.PHONY: setup test course bench lab clean
 
 setup:
 	$(PYTHON) tools/course.py setup
@@ -14,6 +14,9 @@ course:
 
 bench:
 	$(PYTHON) tools/course.py bench
+
+lab:
+	$(PYTHON) tools/course.py lab
 
 clean:
 	rm -rf build

@@ -31,3 +31,22 @@ def test_course_env_keeps_what_the_user_set(monkeypatch, tmp_path):
     assert env["CAB420_PROFILE"] == "full"
     assert env["CAB420_BUILD"] == str(tmp_path / "mine")
     assert env["TF_FORCE_GPU_ALLOW_GROWTH"] == "false"
+
+
+def test_lab_opens_the_repository_root(monkeypatch):
+    monkeypatch.setattr(course.os, "geteuid", lambda: 1000, raising=False)
+    command = course.lab_command(Path("/venv/bin/python"), ["--no-browser", "--port", "8890"])
+    assert command == ["/venv/bin/python", "-m", "jupyterlab", f"--notebook-dir={course.ROOT}",   # notebooks/,
+                       "--no-browser", "--port", "8890"]           # exercises/, README in view; the rest to JupyterLab
+    monkeypatch.setattr(course.os, "geteuid", lambda: 0, raising=False)
+    assert "--allow-root" in course.lab_command(Path("/venv/bin/python"), [])   # else it refuses in a container
+
+
+def test_jupyterlab_is_installed_in_the_course_environment():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "jupyterlab", "--version"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().split(".")[0] == "4", done.stdout

@@ -5,6 +5,7 @@
     python3 tools/course.py course    # set up, then execute every notebook and render build/site/
     python3 tools/course.py bench     # set up, then the benchmarks
     python3 tools/course.py rehearse  # set up, then rehearse the full profile on this machine (minutes)
+    python3 tools/course.py lab       # set up, then open the course in JupyterLab (students, lecturers)
     python3 tools/course.py setup     # only create/refresh .venv
 
 Set-up is idempotent: ``.venv`` is (re)installed only when pyproject.toml or
@@ -167,14 +168,37 @@ def run_bench(python: Path, extra_args: list[str]) -> int:
                           env=env).returncode
 
 
+def lab_command(python: Path, extra_args: list[str]) -> list[str]:
+    """JupyterLab on the repository's root, so the file browser shows notebooks/, exercises/ and the
+    README; arguments after ``lab`` go to JupyterLab (``--no-browser``, ``--port 8890`` ...).  As root
+    (a container) it passes ``--allow-root``, without which JupyterLab refuses to start."""
+    as_root = hasattr(os, "geteuid") and os.geteuid() == 0
+    return [str(python), "-m", "jupyterlab", f"--notebook-dir={ROOT}", *(["--allow-root"] if as_root else []),
+            *extra_args]
+
+
+def run_lab(python: Path, extra_args: list[str]) -> int:
+    """Work through the course interactively, in the environment the jobs use: the chosen profile
+    (``auto`` unless CAB420_PROFILE says otherwise), the data found as the tests find them, results and
+    notebook 08's saved ARC in build/ (so notebook 09 finds it), TensorFlow as Keras' backend."""
+    env = course_env("auto", ROOT / "build")
+    print(f"Opening JupyterLab on {ROOT} (CAB420_PROFILE={env['CAB420_PROFILE']}, "
+          f"CAB420_DATA={env.get('CAB420_DATA', '(unset: the usual places, then download)')}). "
+          "Start with notebooks/01-siamese-bce.ipynb; Ctrl-C here stops JupyterLab.", flush=True)
+    try:
+        return subprocess.run(lab_command(python, extra_args), cwd=ROOT, env=env).returncode
+    except KeyboardInterrupt:
+        return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("job", choices=("setup", "test", "course", "bench", "rehearse"))
+    parser.add_argument("job", choices=("setup", "test", "course", "bench", "rehearse", "lab"))
     parser.add_argument("--gpu", action="store_true", help="install TensorFlow's CUDA wheels too (extra 'gpu')")
     args, rest = parser.parse_known_args(argv)
     python = setup("dev,gpu" if args.gpu else "dev")
     jobs = {"setup": lambda p, r: 0, "test": run_tests, "course": run_course, "bench": run_bench,
-            "rehearse": run_rehearsal}
+            "rehearse": run_rehearsal, "lab": run_lab}
     return jobs[args.job](python, rest)
 
 
