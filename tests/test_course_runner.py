@@ -50,3 +50,12 @@ def test_jupyterlab_is_installed_in_the_course_environment():
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().split(".")[0] == "4", done.stdout
+
+
+def test_an_unsupported_python_is_told_what_to_install():
+    assert course.python_problem((3, 11, 0)) is None and course.python_problem((3, 13, 2)) is None
+    for old_or_new in ((3, 10, 12), (3, 14, 0)):
+        message = course.python_problem(old_or_new)
+        assert ".".join(map(str, old_or_new)) in message          # what it found
+        assert "3.11, 3.12, 3.13" in message                      # what it needs
+        assert "apt-get install python3.11" in message and "conda create" in message   # how to get it

@@ -31,6 +31,28 @@ VENV = Path(os.environ.get("CAB420_VENV", ROOT / ".venv"))
 SHARED_DATA = ROOT.parent / "shared" / "datasets"
 
 
+# The Pythons the pinned packages have wheels for: TensorFlow 2.21 for 3.10-3.13, but NumPy 2.4 and
+# Keras 3.15 need 3.11 or newer.  pyproject.toml's requires-python says the same (a test checks).
+SUPPORTED_PYTHON = ((3, 11), (3, 13))
+
+
+def python_problem(version=None) -> str | None:
+    """Why ``version`` (this interpreter's by default) cannot install the course, in words; None if it can."""
+    version = tuple(sys.version_info[:3] if version is None else version)
+    (low, high), found = SUPPORTED_PYTHON, ".".join(map(str, version))
+    if low <= version[:2] <= high:
+        return None
+    wanted = ", ".join(f"3.{m}" for m in range(low[1], high[1] + 1))
+    return (f"This is Python {found} ({sys.executable}); the course's pinned packages (TensorFlow 2.21, "
+            f"NumPy 2.4, Keras 3.15) are published for Python {wanted} only.\n"
+            f"Install one of those and run this command with it, e.g. `python3.{high[1] - 1} tools/course.py test`:\n"
+            f"  Debian 12, Ubuntu 22.04 or newer: sudo apt-get install python3.{low[1]} python3.{low[1]}-venv\n"
+            f"  macOS: brew install python@3.{high[1] - 1}    Windows: python.org's installer, or the py launcher: "
+            f"py -3.{high[1] - 1} tools/course.py test\n"
+            f"  conda: conda create -n py3{low[1]} python=3.{low[1]}, then "
+            f"conda run -n py3{low[1]} python tools/course.py test")
+
+
 def venv_python() -> Path:
     return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
@@ -42,6 +64,9 @@ def setup(extras: str) -> Path:
     if stamp.is_file() and stamp.read_text().strip() == want and venv_python().exists():
         return venv_python()
     if not venv_python().exists():
+        problem = python_problem()
+        if problem:
+            sys.exit(problem)
         print(f"Creating the virtual environment {VENV} ...", flush=True)
         try:
             venv.EnvBuilder(with_pip=True).create(VENV)
