@@ -42,15 +42,16 @@ def python_problem(version=None) -> str | None:
     (low, high), found = SUPPORTED_PYTHON, ".".join(map(str, version))
     if low <= version[:2] <= high:
         return None
-    wanted = ", ".join(f"3.{m}" for m in range(low[1], high[1] + 1))
+    wanted = ", ".join(f"3.{minor}" for minor in range(low[1], high[1] + 1))
+    oldest, suggested = f"3.{low[1]}", f"3.{high[1] - 1}"
     return (f"This is Python {found} ({sys.executable}); the course's pinned packages (TensorFlow 2.21, "
             f"NumPy 2.4, Keras 3.15) are published for Python {wanted} only.\n"
-            f"Install one of those and run this command with it, e.g. `python3.{high[1] - 1} tools/course.py test`:\n"
-            f"  Debian 12, Ubuntu 22.04 or newer: sudo apt-get install python3.{low[1]} python3.{low[1]}-venv\n"
-            f"  macOS: brew install python@3.{high[1] - 1}    Windows: python.org's installer, or the py launcher: "
-            f"py -3.{high[1] - 1} tools/course.py test\n"
-            f"  conda: conda create -n py3{low[1]} python=3.{low[1]}, then "
-            f"conda run -n py3{low[1]} python tools/course.py test")
+            f"Install one of those and run this command with it, e.g. `python{suggested} tools/course.py test`:\n"
+            f"  Debian 12, Ubuntu 22.04 or newer: sudo apt-get install python{oldest} python{oldest}-venv\n"
+            f"  macOS: brew install python@{suggested}    Windows: python.org's installer, then "
+            f"py -{suggested} tools/course.py test\n"
+            f"  conda: conda create -n cab420-python python={oldest}, then "
+            f"conda run -n cab420-python python tools/course.py test")
 
 
 def venv_python() -> Path:
