@@ -33,6 +33,15 @@ def _check_same_shape(name: str, **tensors) -> None:
                              ", ".join(f"{k} {s}" for k, s in shapes.items()))
 
 
+def _check_margin(name: str, margin, positive: bool) -> None:
+    """A margin given as a number must make sense: above 0 for the contrastive loss (at 0 different
+    pairs are never pushed apart), 0 or more for the triplet losses (below 0 a triplet whose negative
+    is closer than its positive could already count as satisfied)."""
+    if isinstance(margin, (int, float, np.number)) and not isinstance(margin, (bool, np.bool_)):
+        if not np.isfinite(margin) or margin < 0 or (positive and margin == 0):
+            raise ValueError(f"{name}: margin must be {'above 0' if positive else '0 or more'}, got {margin!r}")
+
+
 def safe_sqrt(x, eps: float = EPS):
     """``sqrt(max(x, eps))``: sqrt's gradient is infinite at 0, this one is 0 there."""
     return ops.sqrt(ops.maximum(x, eps))
@@ -74,6 +83,7 @@ def contrastive_loss(same, distance, margin: float = 1.0, squared: bool = True):
         squared=True  (Hadsell):  same * d**2 + (1 - same) * max(margin - d, 0)**2
         squared=False (slides):   same * d    + (1 - same) * max(margin - d, 0)
     """
+    _check_margin("contrastive_loss", margin, positive=True)
     same, distance = _flat(same), _flat(distance)
     _check_same_shape("contrastive_loss", same=same, distance=distance)
     pull = distance
@@ -87,6 +97,7 @@ class ContrastiveLoss(keras.losses.Loss):
     """``contrastive_loss`` as a Keras loss: ``y_true`` = same (1/0), ``y_pred`` = distance."""
 
     def __init__(self, margin: float = 1.0, squared: bool = True, name: str = "contrastive", **kwargs):
+        _check_margin("ContrastiveLoss", margin, positive=True)
         super().__init__(name=name, **kwargs)
         self.margin, self.squared = margin, squared
 
@@ -113,6 +124,7 @@ def batch_contrastive_loss(labels, embeddings, margin: float = 1.0, squared: boo
     pair pushed out to ``margin``.  Different pairs far outnumber same pairs, so
     the two halves are averaged separately and added (each pair kind weighs
     the same, as in a balanced pair sampler)."""
+    _check_margin("batch_contrastive_loss", margin, positive=True)
     positive, negative = _masks(labels)
     positive, negative = ops.cast(positive, "float32"), ops.cast(negative, "float32")
     distance = pairwise_distances(embeddings)
@@ -130,6 +142,7 @@ class OnlineContrastiveLoss(keras.losses.Loss):
     batch, ``y_pred`` = its embeddings."""
 
     def __init__(self, margin: float = 1.0, squared: bool = True, name: str = "online_contrastive", **kwargs):
+        _check_margin("OnlineContrastiveLoss", margin, positive=True)
         super().__init__(name=name, **kwargs)
         self.margin, self.squared = margin, squared
 
@@ -143,6 +156,7 @@ class OnlineContrastiveLoss(keras.losses.Loss):
 def triplet_margin_loss(d_pos, d_neg, margin: float = 0.2):
     """Margin triplet loss: ``max(d(a, p) - d(a, n) + margin, 0)``, mean over triplets.
     Zero once the negative is ``margin`` further from the anchor than the positive."""
+    _check_margin("triplet_margin_loss", margin, positive=False)
     d_pos, d_neg = _flat(d_pos), _flat(d_neg)
     _check_same_shape("triplet_margin_loss", d_pos=d_pos, d_neg=d_neg)
     return ops.mean(ops.maximum(d_pos - d_neg + margin, 0.0))
@@ -181,6 +195,7 @@ class TripletMarginLoss(keras.losses.Loss):
     ``[d(a, p), d(a, n)]``; ``y_true`` is ignored (Keras wants a target)."""
 
     def __init__(self, margin: float = 0.2, name: str = "triplet_margin", **kwargs):
+        _check_margin("TripletMarginLoss", margin, positive=False)
         super().__init__(name=name, **kwargs)
         self.margin = margin
 
@@ -219,6 +234,7 @@ def batch_all_triplet_loss(labels, embeddings, margin: float = 0.2):
     """Online mining, *batch all*: every valid (a, p, n) in the batch; the mean
     over the triplets that still violate the margin (the others contribute 0
     and would only dilute the gradient)."""
+    _check_margin("batch_all_triplet_loss", margin, positive=False)
     d = pairwise_distances(embeddings)
     positive, negative = _masks(labels)
     # loss[a, p, n] = d[a, p] - d[a, n] + margin over valid triplets.
@@ -265,6 +281,7 @@ def batch_semi_hard_triplet_loss(labels, embeddings, margin: float = 0.2):
     further than the positive (``d_an > d_ap``); when no negative is further,
     take the furthest negative there is.  Mean over anchor-positive pairs.
     """
+    _check_margin("batch_semi_hard_triplet_loss", margin, positive=False)
     d = pairwise_distances(embeddings)
     positive, negative = _masks(labels)
     big = ops.max(d) + 1.0
@@ -284,6 +301,7 @@ def batch_semi_hard_triplet_loss(labels, embeddings, margin: float = 0.2):
 def batch_hard_triplet_loss(labels, embeddings, margin: float = 0.2):
     """Online mining, *batch hard* (Hermans et al. 2017): for each anchor its
     furthest positive and its closest negative in the batch."""
+    _check_margin("batch_hard_triplet_loss", margin, positive=False)
     d = pairwise_distances(embeddings)
     positive, negative = _masks(labels)
     hardest_pos = ops.max(ops.where(positive, d, 0.0), axis=1)
@@ -303,6 +321,7 @@ class OnlineTripletLoss(keras.losses.Loss):
     def __init__(self, margin: float = 0.2, mining: str = "semi-hard", name: str = "online_triplet", **kwargs):
         if mining not in self.MINERS:
             raise ValueError(f"mining must be one of {sorted(self.MINERS)}, got {mining!r}")
+        _check_margin("OnlineTripletLoss", margin, positive=False)
         super().__init__(name=name, **kwargs)
         self.margin, self.mining = margin, mining
 

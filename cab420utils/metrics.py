@@ -185,6 +185,9 @@ def precision_at_1(embeddings, labels) -> float:
 def raw_pixels(images) -> np.ndarray:
     """Images as flat vectors in [0, 1]: the "embedding" a student tries first."""
     images = np.asarray(images)
+    if images.ndim < 2:
+        raise ValueError(f"raw_pixels takes a batch of images, (N, H, W) or (N, H, W, C); got shape {images.shape}"
+                         f"{' (one image? add a first axis: image[None])' if images.ndim == 1 else ''}")
     return images.reshape(len(images), -1).astype(np.float32) / 255.0
 
 
@@ -221,6 +224,8 @@ def sign_test(wins: int, losses: int) -> float:
     """Two-sided exact sign test: the probability, when two classifiers are equally
     good, of a split of their disagreements at least as uneven as ``wins`` against
     ``losses`` (trials where only one of them is right; ties are left out)."""
+    if any(isinstance(n, (bool, np.bool_)) or not float(n).is_integer() for n in (wins, losses)):
+        raise ValueError(f"wins and losses are counts of trials, whole numbers; got {wins!r} and {losses!r}")
     wins, losses = int(wins), int(losses)
     if wins < 0 or losses < 0:
         raise ValueError(f"wins and losses are counts, 0 or more; got {wins} and {losses}")

@@ -57,6 +57,13 @@ class ClassIndex:
             raise ValueError("Only one class is present: a different-class pair needs at least two classes.")
 
 
+def _check_count(name: str, n) -> int:
+    """``n`` as a whole number of at least 1, or a ValueError naming ``name``."""
+    if isinstance(n, (bool, np.bool_)) or not float(n).is_integer() or n < 1:
+        raise ValueError(f"{name} must be a whole number, at least 1; got {n!r}")
+    return int(n)
+
+
 def _two_distinct(n: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """For each entry, two different ranks in ``range(n)`` (n >= 2), uniformly."""
     first = (rng.random(len(n)) * n).astype(np.int64)
@@ -73,6 +80,9 @@ def make_pairs(labels, n_pairs: int, rng: np.random.Generator, same_fraction: fl
     a same pair never pairs an image with itself.  Returns ``(a, b, same)``
     with ``same`` a float32 array of 1 (same class) and 0 (different).
     """
+    n_pairs = _check_count("n_pairs", n_pairs)
+    if not 0.0 <= same_fraction <= 1.0:
+        raise ValueError(f"same_fraction is the share of same-class pairs, between 0 and 1; got {same_fraction!r}")
     index = index or ClassIndex.from_labels(labels)
     index.require_pairs()
     n_same = int(round(n_pairs * same_fraction))
@@ -96,6 +106,7 @@ def make_pairs(labels, n_pairs: int, rng: np.random.Generator, same_fraction: fl
 def make_triplets(labels, n_triplets: int, rng: np.random.Generator, index: ClassIndex | None = None):
     """Draw ``(anchor, positive, negative)`` indices: anchor and positive share
     a class (and are different images), the negative comes from another class."""
+    n_triplets = _check_count("n_triplets", n_triplets)
     index = index or ClassIndex.from_labels(labels)
     index.require_pairs()
     k = len(index.classes)
@@ -109,7 +120,9 @@ def make_class_batches(labels, n_batches: int, classes_per_batch: int, per_class
     """``(n_batches, classes_per_batch * per_class)`` indices: each batch holds
     ``per_class`` images of each of ``classes_per_batch`` distinct classes — the
     "m per class" batches that online triplet mining needs (every anchor then
-    has positives and negatives inside its batch)."""
+    has positives and negatives inside its batch).  Every class must have at
+    least ``per_class`` images."""
+    n_batches = _check_count("n_batches", n_batches)
     index = index or ClassIndex.from_labels(labels)
     index.require_pairs()
     k = len(index.classes)
@@ -117,6 +130,13 @@ def make_class_batches(labels, n_batches: int, classes_per_batch: int, per_class
         raise ValueError(f"classes_per_batch must be between 2 and the number of classes ({k}), got {classes_per_batch}")
     if per_class < 2:
         raise ValueError(f"per_class must be at least 2 (an anchor needs a positive), got {per_class}")
+    small = index.classes[index.count < per_class]
+    if len(small):
+        raise ValueError(
+            f"{len(small)} class(es) have fewer than per_class = {per_class} images: {small[:10].tolist()}"
+            f"{' ...' if len(small) > 10 else ''} (the smallest has {index.count.min()}). Their batches would repeat "
+            f"images, each repeat a positive at distance 0: choose per_class <= {index.count.min()}, or leave "
+            f"those classes out.")
     # Distinct classes per batch: the first columns of a random permutation of the classes.
     chosen = np.argsort(rng.random((n_batches, k)), axis=1)[:, :classes_per_batch]
     chosen = np.repeat(chosen, per_class, axis=1)
@@ -222,7 +242,8 @@ class _EpochSampler(EpochDataset):
         self.x, self.labels = x, labels
         self.index = ClassIndex.from_labels(labels)
         self.index.require_pairs()
-        self.n_items, self.batch_size, self.seed = int(n_items), int(batch_size), int(seed)
+        self.n_items, self.batch_size = _check_count("n_items", n_items), _check_count("batch_size", batch_size)
+        self.seed = int(seed)
         replicas = distribute.replicas()
         if self.batch_size % replicas:
             raise ValueError(f"batches of {self.batch_size} cannot be shared equally by the {replicas} replicas of "

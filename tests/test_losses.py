@@ -125,6 +125,32 @@ def test_online_loss_rejects_unknown_miner():
         losses.OnlineTripletLoss(mining="hardest")
 
 
+def test_a_margin_that_makes_no_sense_is_refused():
+    d = np.ones(3, np.float32)
+    labels, emb = np.array([0, 0, 1, 1]), np.eye(4, dtype=np.float32)
+    for bad in (0.0, -1.0, float("nan")):          # at 0 different pairs are never pushed apart
+        with pytest.raises(ValueError, match="contrastive_loss: margin must be above 0"):
+            losses.contrastive_loss(d, d, margin=bad)
+        with pytest.raises(ValueError, match="margin must be above 0"):
+            losses.batch_contrastive_loss(labels, emb, margin=bad)
+        with pytest.raises(ValueError, match="ContrastiveLoss: margin"):
+            losses.ContrastiveLoss(margin=bad)
+        with pytest.raises(ValueError, match="OnlineContrastiveLoss: margin"):
+            losses.OnlineContrastiveLoss(margin=bad)
+    for bad in (-0.2, float("inf")):
+        with pytest.raises(ValueError, match="triplet_margin_loss: margin must be 0 or more"):
+            losses.triplet_margin_loss(d, d, margin=bad)
+        for mined in (losses.batch_all_triplet_loss, losses.batch_semi_hard_triplet_loss, losses.batch_hard_triplet_loss):
+            with pytest.raises(ValueError, match="margin must be 0 or more"):
+                mined(labels, emb, margin=bad)
+        with pytest.raises(ValueError, match="TripletMarginLoss: margin"):
+            losses.TripletMarginLoss(margin=bad)
+        with pytest.raises(ValueError, match="OnlineTripletLoss: margin"):
+            losses.OnlineTripletLoss(margin=bad)
+    assert value(losses.triplet_margin_loss(d, 2 * d, margin=0)) == 0.0    # margin 0 is a (weak) triplet loss
+    assert value(losses.triplet_margin_loss(d, d, margin=np.float32(0.5))) == pytest.approx(0.5)   # NumPy numbers too
+
+
 def test_batch_contrastive_hand_worked():
     # 1-D embeddings: class 0 at 0 and 0.5, class 1 at 0.75 and 3.
     labels = np.array([0, 0, 1, 1])

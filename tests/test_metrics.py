@@ -147,3 +147,14 @@ def test_linear_probe_refuses_mismatched_inputs():
         metrics.linear_probe(x, y, x, y, validation=(x, y[:5]))
     with pytest.raises(ValueError, match="positive"):
         metrics.linear_probe(x, y, x, y, validation=(x, y), strengths=(0.0,))
+
+
+def test_sign_test_and_raw_pixels_refuse_what_they_cannot_mean():
+    assert metrics.sign_test(3.0, 1) == metrics.sign_test(3, 1) == pytest.approx(0.625)   # 2 * 5/16
+    assert metrics.sign_test(np.int64(3), np.int64(1)) == pytest.approx(0.625)
+    for wins in (2.5, float("nan"), True):
+        with pytest.raises(ValueError, match="whole numbers"):
+            metrics.sign_test(wins, 3)
+    with pytest.raises(ValueError, match=r"one image\? add a first axis"):
+        metrics.raw_pixels(np.zeros(784))
+    assert metrics.raw_pixels(np.full((2, 28, 28), 255, np.uint8)).shape == (2, 784)

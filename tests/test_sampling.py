@@ -64,6 +64,36 @@ def test_class_batches_hold_m_per_class(labels):
         sampling.make_class_batches(labels, 1, 9, 2, np.random.default_rng(0))
 
 
+def test_class_batches_never_repeat_an_image_of_a_small_class(labels):
+    """Class 2 has 5 images: 6 per class would repeat one (a positive at distance 0) in every batch it is in."""
+    with pytest.raises(ValueError, match=r"1 class\(es\) have fewer than per_class = 6 images: \[2\].*per_class <= 5"):
+        sampling.make_class_batches(labels, 10, classes_per_batch=2, per_class=6, rng=np.random.default_rng(0))
+    with pytest.raises(ValueError, match="per_class = 6"):
+        sampling.ClassBatchDataset(np.zeros((len(labels), 4, 4)), labels, 2, classes_per_batch=2, per_class=6, seed=0)
+    batches = sampling.make_class_batches(labels, 200, classes_per_batch=4, per_class=5, rng=np.random.default_rng(0))
+    assert np.all(np.bincount(labels[batches[0]]) == 5)
+
+
+def test_counts_and_fractions_that_make_no_sense_are_refused(labels):
+    rng = np.random.default_rng(0)
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="n_pairs must be a whole number, at least 1"):
+            sampling.make_pairs(labels, bad, rng)
+        with pytest.raises(ValueError, match="n_triplets must be a whole number"):
+            sampling.make_triplets(labels, bad, rng)
+        with pytest.raises(ValueError, match="n_batches must be a whole number"):
+            sampling.make_class_batches(labels, bad, 2, 2, rng)
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="same_fraction is the share of same-class pairs, between 0 and 1"):
+            sampling.make_pairs(labels, 10, rng, same_fraction=bad)
+    with pytest.raises(ValueError, match="batch_size must be a whole number"):
+        sampling.PairDataset(np.zeros((len(labels), 4, 4)), labels, 100, 0, seed=0)
+    with pytest.raises(ValueError, match="n_items must be a whole number"):
+        sampling.TripletDataset(np.zeros((len(labels), 4, 4)), labels, 0, 32, seed=0)
+    a, b, same = sampling.make_pairs(labels, 10.0, rng, same_fraction=1.0)   # 10.0 is a whole number; all same
+    assert len(a) == 10 and same.all()
+
+
 def test_fixed_pairs_are_reproducible(labels):
     p1, p2 = sampling.fixed_pairs(labels, 1000, seed=3), sampling.fixed_pairs(labels, 1000, seed=3)
     np.testing.assert_array_equal(p1.a, p2.a)
@@ -91,10 +121,10 @@ def test_triplet_and_class_batch_datasets(labels):
     x = np.zeros((len(labels), 4, 4), np.uint8)
     (a, p, n), y = sampling.TripletDataset(x, labels, 100, 32, seed=0)[0]
     assert a.shape == p.shape == n.shape == (32, 4, 4, 1) and y.shape == (32,)
-    ds = sampling.ClassBatchDataset(x, labels, n_batches=5, classes_per_batch=2, per_class=8, seed=0)
+    ds = sampling.ClassBatchDataset(x, labels, n_batches=5, classes_per_batch=2, per_class=5, seed=0)
     xb, yb = ds[4]
-    assert len(ds) == 5 and xb.shape == (16, 4, 4, 1)
-    assert sorted(np.unique(yb, return_counts=True)[1]) == [8, 8]
+    assert len(ds) == 5 and xb.shape == (10, 4, 4, 1)
+    assert sorted(np.unique(yb, return_counts=True)[1]) == [5, 5]
 
 
 def test_mismatched_images_and_labels_are_refused(labels):
