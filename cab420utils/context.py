@@ -38,6 +38,8 @@ def one_shot_episodes(n_characters: int, n_drawers: int, n_episodes: int, rng: n
     keeps most episodes within one alphabet, as Lake's runs are.
     """
     span = n_characters if span is None else int(span)
+    if n_episodes < 1:
+        raise ValueError(f"n_episodes must be at least 1, got {n_episodes}")
     if ways < 2 or n_drawers < 2:
         raise ValueError(f"an episode needs at least 2 ways and 2 drawings per character; got {ways} and {n_drawers}")
     if not ways <= span <= n_characters:

@@ -118,6 +118,9 @@ def class_means(embeddings, labels) -> tuple[np.ndarray, np.ndarray]:
     """``(classes, means)``: each class's mean embedding (its prototype)."""
     embeddings = np.asarray(embeddings, dtype=np.float64)
     labels = np.asarray(labels).reshape(-1)
+    if embeddings.ndim != 2 or len(embeddings) != len(labels):
+        raise ValueError(f"class_means needs (N, D) embeddings and N labels; got {embeddings.shape} and "
+                         f"{len(labels)} labels")
     classes, inverse = np.unique(labels, return_inverse=True)
     sums = np.zeros((len(classes), embeddings.shape[1]))
     np.add.at(sums, inverse, embeddings)

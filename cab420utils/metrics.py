@@ -89,6 +89,8 @@ def best_threshold(scores, same) -> float:
 
 def accuracy_at_threshold(scores, same, threshold: float) -> float:
     scores, same = _check_scores(scores, same)
+    if not np.isfinite(threshold):
+        raise ValueError(f"threshold must be a finite number, got {threshold!r}")
     return float(np.mean((scores >= threshold) == same))
 
 
@@ -158,6 +160,9 @@ def identification_report(embeddings, labels, ks=(1, 5, 10)) -> dict:
     precision (Musgrave, Belongie & Lim 2020).
     """
     embeddings, labels = _check_embeddings(embeddings, labels)
+    bad = [k for k in ks if isinstance(k, (bool, np.bool_)) or not float(k).is_integer() or k < 1]
+    if bad:   # (a K beyond the other images counts them all: at least one is of the query's class)
+        raise ValueError(f"Recall@K needs each K to be a whole number, 1 or more; got {bad}")
     _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
     r = counts[inverse] - 1
     if np.any(r == 0):
@@ -168,7 +173,7 @@ def identification_report(embeddings, labels, ks=(1, 5, 10)) -> dict:
     hits_r = hits & within_r
     precision_at_i = np.cumsum(hits_r, axis=1) / np.arange(1, depth + 1)
     report = {"P@1": float(hits[:, 0].mean())}
-    for k in ks:
+    for k in map(int, ks):
         if k > 1:
             report[f"Recall@{k}"] = float(hits[:, :k].any(axis=1).mean())
     report["R-precision"] = float((hits_r.sum(axis=1) / r).mean())
@@ -212,6 +217,8 @@ def one_shot_accuracy(scores, answers) -> float:
     the match; ``answers`` the index of the right candidate per trial."""
     scores = np.asarray(scores)
     answers = np.asarray(answers).reshape(-1)
+    if not np.all(np.isfinite(scores)):
+        raise ValueError("scores contain NaN or infinite values, which cannot be ranked: did training diverge?")
     if scores.ndim != 2 or len(scores) != len(answers):
         raise ValueError(f"scores must be (trials, N) with one answer per trial; got {scores.shape} "
                          f"and {answers.shape[0]} answers")

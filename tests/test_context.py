@@ -28,6 +28,8 @@ def test_episode_refuses_impossible_requests_with_a_message():
         context.one_shot_episodes(15, 20, 5, rng, ways=20)
     with pytest.raises(ValueError, match="2 drawings"):
         context.one_shot_episodes(100, 1, 5, rng)
+    with pytest.raises(ValueError, match="n_episodes must be at least 1"):
+        context.one_shot_episodes(100, 20, 0, rng)
 
 
 def test_episode_pairs_look_up_the_drawings_and_answer_by_position():

@@ -61,6 +61,8 @@ def test_class_means_by_hand():
     classes, means = enrolment.class_means(e, [3, 3, 7, 3])
     assert classes.tolist() == [3, 7]
     np.testing.assert_allclose(means, [[1.0, 1 / 3], [10.0, 10.0]])
+    with pytest.raises(ValueError, match=r"class_means needs \(N, D\) embeddings and N labels; got \(4, 2\) and 3"):
+        enrolment.class_means(e, [3, 3, 7])
 
 
 @pytest.fixture

@@ -158,3 +158,15 @@ def test_sign_test_and_raw_pixels_refuse_what_they_cannot_mean():
     with pytest.raises(ValueError, match=r"one image\? add a first axis"):
         metrics.raw_pixels(np.zeros(784))
     assert metrics.raw_pixels(np.full((2, 28, 28), 255, np.uint8)).shape == (2, 784)
+
+
+def test_rankings_and_thresholds_refuse_what_cannot_be_ranked():
+    with pytest.raises(ValueError, match="NaN or infinite.*cannot be ranked"):
+        metrics.one_shot_accuracy(np.array([[np.nan, 1.0], [0.0, 1.0]]), np.array([0, 1]))   # argmax would pick NaN
+    with pytest.raises(ValueError, match="threshold must be a finite number"):
+        metrics.accuracy_at_threshold(np.array([0.1, 0.9]), np.array([0, 1]), np.nan)
+    e, labels = np.random.default_rng(0).random((20, 3)), np.repeat(np.arange(4), 5)
+    for ks in ((0,), (5, -1), (2.5,)):          # Recall@0 means nothing (it used to vanish from the report)
+        with pytest.raises(ValueError, match="whole number, 1 or more"):
+            metrics.identification_report(e, labels, ks=ks)
+    assert metrics.identification_report(e, labels, ks=(1, 25))["Recall@25"] == 1.0   # beyond the 19 others: all
