@@ -16,6 +16,8 @@ import math
 
 import numpy as np
 
+from ._validate import is_whole_number
+
 
 def _check_scores(scores, same):
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
@@ -160,7 +162,7 @@ def identification_report(embeddings, labels, ks=(1, 5, 10)) -> dict:
     precision (Musgrave, Belongie & Lim 2020).
     """
     embeddings, labels = _check_embeddings(embeddings, labels)
-    bad = [k for k in ks if isinstance(k, (bool, np.bool_)) or not float(k).is_integer() or k < 1]
+    bad = [k for k in ks if not is_whole_number(k) or k < 1]
     if bad:   # (a K beyond the other images counts them all: at least one is of the query's class)
         raise ValueError(f"Recall@K needs each K to be a whole number, 1 or more; got {bad}")
     _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
@@ -231,7 +233,7 @@ def sign_test(wins: int, losses: int) -> float:
     """Two-sided exact sign test: the probability, when two classifiers are equally
     good, of a split of their disagreements at least as uneven as ``wins`` against
     ``losses`` (trials where only one of them is right; ties are left out)."""
-    if any(isinstance(n, (bool, np.bool_)) or not float(n).is_integer() for n in (wins, losses)):
+    if not (is_whole_number(wins) and is_whole_number(losses)):
         raise ValueError(f"wins and losses are counts of trials, whole numbers; got {wins!r} and {losses!r}")
     wins, losses = int(wins), int(losses)
     if wins < 0 or losses < 0:

@@ -14,6 +14,7 @@ import keras
 import numpy as np
 
 from . import distribute
+from ._validate import is_whole_number
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ class ClassIndex:
 
 def _check_count(name: str, n) -> int:
     """``n`` as a whole number of at least 1, or a ValueError naming ``name``."""
-    if isinstance(n, (bool, np.bool_)) or not float(n).is_integer() or n < 1:
+    if not is_whole_number(n) or n < 1:
         raise ValueError(f"{name} must be a whole number, at least 1; got {n!r}")
     return int(n)
 
