@@ -31,7 +31,7 @@ from keras import layers, ops
 from .glimpses import CauchyGlimpse, take_feature_glimpse
 from .metrics import roc_auc
 from .profiles import rehearsal_budget
-from .training import cosine_adam, gradient_step
+from .training import cosine_adam, gradient_step, shortened_cosine_adam
 
 
 @keras.saving.register_keras_serializable(package="cab420utils")
@@ -253,7 +253,7 @@ def pair_images(images, pairs, max_shift: int = 0, rng: np.random.Generator | No
 
 def train_comparator(model: ARC, images, *, steps: int, batch: int, learning_rate: float, clipnorm: float,
                      window: int | None, rng: np.random.Generator, max_shift: int = 0, validation=None,
-                     evaluate_every: int = 1000):
+                     evaluate_every: int = 1000, seconds: float | None = None, clock=time.perf_counter):
     """Train ``model`` on fresh same/different pairs of ``images`` (characters,
     drawers, N, N) for ``steps`` steps of ``batch`` pairs, with Adam whose
     learning rate decays along a cosine and gradients clipped to norm ``clipnorm``.
@@ -265,7 +265,13 @@ def train_comparator(model: ARC, images, *, steps: int, batch: int, learning_rat
     The step is :func:`~cab420utils.training.gradient_step`: a ``GradientTape``
     on TensorFlow (each replica a share of every batch under
     ``CAB420_DISTRIBUTION=mirrored``), ``jax.value_and_grad`` on JAX.
+
+    ``seconds``: a time cap (``run.arc_seconds``, for a GPU lent for minutes).
+    After its first steps the training times itself; when ``steps`` will not fit,
+    it trains only the steps that do, its cosine shortened to land at the new end,
+    and it stops at the cap whatever happens.  ``len(losses)``: the steps trained.
     """
+    cap = None if seconds is None else TimeCap(seconds, timed=min(steps, max(50, steps // 100)), clock=clock)
     optimizer = cosine_adam(learning_rate, steps, clipnorm=clipnorm)
     loss_fn = keras.losses.BinaryCrossentropy(from_logits=True)
 
@@ -274,12 +280,20 @@ def train_comparator(model: ARC, images, *, steps: int, batch: int, learning_rat
 
     train_step = gradient_step(model, optimizer, pair_loss)
 
-    started, losses, curve = time.perf_counter(), [], []
+    started, losses, curve = clock(), [], []
     n_characters, n_drawers = images.shape[:2]
-    for step in range(1, steps + 1):
+    step = 0
+    while step < steps:
+        step += 1
         a, b, same = pair_images(images, character_pairs(n_characters, n_drawers, batch, rng, window=window),
                                  max_shift, rng)
         losses.append(float(train_step(a, b, same)))
+        if cap is not None and (planned := cap.plan(step, steps)) < steps:
+            steps = planned                                # the time cap: fewer steps in all,
+            if steps > step:                               # the cosine landing at the new end
+                optimizer = shortened_cosine_adam(optimizer, model.trainable_variables, learning_rate, steps,
+                                                  clipnorm)
+                train_step = gradient_step(model, optimizer, pair_loss)
         if step % evaluate_every == 0 or step == steps:
             point = {"step": step, "training loss": float(np.mean(losses[-evaluate_every:]))}
             if validation is not None:
@@ -287,9 +301,35 @@ def train_comparator(model: ARC, images, *, steps: int, batch: int, learning_rat
                 scores = pair_scores(model, val_a, val_b, both_orders=False)
                 point.update({"validation accuracy": float(((scores > 0) == (val_same > 0.5)).mean()),
                               "validation ROC AUC": roc_auc(scores, val_same)})
-            point["seconds"] = time.perf_counter() - started
+            point["seconds"] = clock() - started
             curve.append(point)
     return losses, curve
+
+
+class TimeCap:
+    """How many steps of a training fit in ``seconds``: :meth:`plan` is asked after
+    every step.  After step ``timed`` it times the steps since the first (which
+    includes compiling) and plans the steps that fit, with 10% spare (evaluations,
+    compiling again); past ``seconds`` it says stop (the plan: this step)."""
+
+    def __init__(self, seconds: float, timed: int, clock=time.perf_counter):
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float, np.integer, np.floating)) or not np.isfinite(seconds) \
+                or seconds <= 0:
+            raise ValueError(f"seconds (a time cap) must be a number above 0, or None for no cap; got {seconds!r}")
+        self.seconds, self.timed, self.clock = float(seconds), max(int(timed), 1), clock
+        self.started, self.after_first = clock(), None
+
+    def plan(self, step: int, steps: int) -> int:
+        """The steps to train in all, now that ``step`` of the planned ``steps`` are done."""
+        elapsed = self.clock() - self.started
+        if step == 1:
+            self.after_first = elapsed
+        if elapsed > self.seconds:
+            return step
+        if step == self.timed and step > 1:
+            per_step = max((elapsed - self.after_first) / (step - 1), 1e-9)
+            return max(step, min(steps, step + int(0.9 * (self.seconds - elapsed) / per_step)))
+        return steps
 
 
 def save_comparator(model: ARC, path, settings: dict) -> Path:
@@ -347,14 +387,18 @@ SAVED = {   # a comparator kind -> (its file under build/models/, what it is, th
 SAVED_NAME = SAVED["arc"][0]   # where notebook 08 leaves its ARC
 
 
-def trained_comparator(settings: dict, seed: int, quick_steps: int | None = None):
+def trained_comparator(settings: dict, seed: int, quick_steps: int | None = None, seconds: float | None = None):
     """The comparator ``settings`` describe (:func:`comparator_settings`), trained with ``seed``.
 
     Loaded from ``build/models/`` when one was saved with exactly these settings
     and seed; otherwise trained here on the background set with notebook 08's
     recipe (same seeds, same steps; then saved, so the next run loads it), or —
     with ``quick_steps`` — a stand-in trained for only that many steps (not
-    saved: for exercises that must stay short).  Returns ``(model, where_from)``.
+    saved: for exercises that must stay short).  ``seconds``: a time cap on that
+    training (:func:`train_comparator`); a capped comparator is saved with the
+    steps it trained, so a later uncapped run does not mistake it for the whole
+    budget's.  Returns ``(model, where_from)``; ``model.trained_steps`` says how
+    many steps trained it.
     """
     from .data import load_omniglot_background
     from .results import build_dir
@@ -363,19 +407,24 @@ def trained_comparator(settings: dict, seed: int, quick_steps: int | None = None
     path = build_dir() / "models" / file_name
     model = load_comparator(path, dict(settings, seed=seed), settings["image_size"])
     if model is not None:
+        model.trained_steps = int(settings["steps"])
         return model, f"{what}, loaded from {path}"
     images = load_omniglot_background(settings["image_size"])[0].images[:-settings["validation_characters"]]
     keras.utils.set_random_seed(seed)
     model = build_comparator(settings)
     steps = settings["steps"] if quick_steps is None else int(quick_steps)
-    train_comparator(model, images, steps=steps, batch=settings["batch"], learning_rate=settings["learning_rate"],
-                     clipnorm=settings["clipnorm"], window=settings["window"], max_shift=settings["max_shift"],
-                     rng=np.random.default_rng([seed, 3]), evaluate_every=steps)
+    losses, _ = train_comparator(model, images, steps=steps, batch=settings["batch"],
+                                 learning_rate=settings["learning_rate"], clipnorm=settings["clipnorm"],
+                                 window=settings["window"], max_shift=settings["max_shift"],
+                                 rng=np.random.default_rng([seed, 3]), evaluate_every=steps, seconds=seconds)
+    model.trained_steps = len(losses)
+    capped = (f" (the time cap of {seconds:g} s: {len(losses):,} of its {steps:,} steps)"
+              if len(losses) < steps else "")
     if quick_steps is None:
-        save_comparator(model, path, dict(settings, seed=seed))
-        return model, f"{what} was not in {path.parent}: trained here with notebook 08's recipe, and saved"
+        save_comparator(model, path, dict(settings, seed=seed, steps=len(losses)))
+        return model, f"{what} was not in {path.parent}: trained here with notebook 08's recipe{capped}, and saved"
     return model, (f"{what} was not in {path.parent} (run {trainer} first): a stand-in trained for "
-                   f"only {steps:,} steps, far weaker")
+                   f"only {len(losses):,} steps, far weaker")
 
 
 def notebook08_comparator(profile: str, seed: int, quick_steps: int | None = None, rehearsal: bool = False):

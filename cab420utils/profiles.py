@@ -18,6 +18,13 @@ own, but every budget is cut to a twentieth of the fast profile's, so the full
 profile's code (its larger models, extra seeds and forms) runs end to end on a
 CPU in minutes, before anyone spends hours of a GPU on it.  A rehearsal's
 numbers mean nothing and say so (``python3 tools/course.py rehearse``).
+
+A **time cap** (``CAB420_ARC_SECONDS=150``) is for a GPU lent for minutes: each
+ARC training (notebook 08's ARC, notebook 09's ConvARC: the course's long
+trainings) times its first steps, shortens its budget to the steps that fit in
+that many seconds, with the learning-rate schedule fitted to the shorter run,
+and reports how many steps it trained.  Unset (the default), a budget's steps
+are trained however long they take.
 """
 from __future__ import annotations
 
@@ -34,6 +41,7 @@ PROFILE_VARIABLE = "CAB420_PROFILE"
 PROFILES = ("fast", "full", "auto")
 REHEARSAL_VARIABLE = "CAB420_REHEARSAL"
 REHEARSAL_DIVISOR = 20   # a rehearsal's budgets: the fast profile's, divided by this
+ARC_SECONDS_VARIABLE = "CAB420_ARC_SECONDS"
 
 
 def rehearsal_requested() -> bool:
@@ -45,6 +53,24 @@ def rehearsal_requested() -> bool:
         return True
     raise ValueError(f"{REHEARSAL_VARIABLE}={value!r}: use 1 (rehearse: tiny budgets, every setting of the "
                      f"profile) or 0 (a real run)")
+
+
+def arc_seconds_requested() -> float | None:
+    """The time cap ``$CAB420_ARC_SECONDS`` sets on each ARC training, in seconds (None: unset or empty)."""
+    value = os.environ.get(ARC_SECONDS_VARIABLE, "").strip()
+    return check_arc_seconds(value, f"{ARC_SECONDS_VARIABLE}={value!r}") if value else None
+
+
+def check_arc_seconds(value, what: str = "arc_seconds") -> float:
+    """``value`` as a time cap in seconds: a finite number above 0, or a clear error naming ``what``."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = float("nan")
+    if isinstance(value, bool) or not np.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"{what}: give the most seconds each ARC training may take, a number above 0 (e.g. 150), "
+                         f"or leave {ARC_SECONDS_VARIABLE} unset to train every step of the budget")
+    return seconds
 
 
 def rehearsal_budget(fast_value: int, least: int = 1) -> int:
@@ -143,6 +169,7 @@ class Run:
     versions: dict[str, str]
     distribution: str = "one device (no distribution)"
     rehearsal: bool = False
+    arc_seconds: float | None = None   # the time cap on each ARC training ($CAB420_ARC_SECONDS), if any
     started: float = field(default_factory=time.perf_counter)
 
     def pick(self, *, fast, full):
@@ -183,25 +210,30 @@ def library_versions() -> dict[str, str]:
 
 
 def setup(notebook: str, title: str, seed: int = 420, profile: str | None = None, quiet: bool = False,
-          rehearsal: bool | None = None) -> Run:
+          rehearsal: bool | None = None, arc_seconds: float | None = None) -> Run:
     """Seed everything, choose the profile, print what runs where, start the clock.
-    ``rehearsal`` (default: ``$CAB420_REHEARSAL``) cuts every budget, see the module's doc."""
+    ``rehearsal`` (default: ``$CAB420_REHEARSAL``) cuts every budget; ``arc_seconds``
+    (default: ``$CAB420_ARC_SECONDS``) caps each ARC training's time; see the module's doc."""
     from . import distribute
 
     distribute.split_cpu()          # only if $CAB420_LOGICAL_CPUS asks, and before TensorFlow runs anything
     name, reason = resolve_profile(profile)
     rehearsal = rehearsal_requested() if rehearsal is None else bool(rehearsal)
+    arc_seconds = arc_seconds_requested() if arc_seconds is None else check_arc_seconds(arc_seconds)
     seed_everything(seed)
     training = distribute.describe(distribute.use())
     run = Run(notebook=notebook, title=title, profile=name, reason=reason, seed=seed,
               device=describe_device(), versions=library_versions(), distribution=training,
-              rehearsal=rehearsal)
+              rehearsal=rehearsal, arc_seconds=arc_seconds)
     if not quiet:
         versions = ", ".join(f"{k} {v}" for k, v in run.versions.items())
         note = (f"\n  REHEARSAL ({REHEARSAL_VARIABLE}=1): the {name} profile's settings with every training budget "
                 f"cut to 1/{REHEARSAL_DIVISOR} of the fast profile's,\n"
                 "            to check that its code runs end to end; the numbers below mean nothing"
                 if rehearsal else "")
+        if arc_seconds is not None:
+            note += (f"\n  TIME CAP ({ARC_SECONDS_VARIABLE}={arc_seconds:g}): each ARC training trains the steps that "
+                     f"fit in {arc_seconds:g} s,\n            at most its budget; the notebook says how many it trained")
         print(f"{title}\n"
               f"  profile : {name.upper()} ({reason}){note}\n"
               f"  device  : {run.device}\n"

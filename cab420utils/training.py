@@ -15,6 +15,25 @@ def cosine_adam(learning_rate: float, steps: int, clipnorm: float | None = None)
     return keras.optimizers.Adam(schedule, clipnorm=clipnorm)
 
 
+def shortened_cosine_adam(optimizer, variables, learning_rate: float, steps: int,
+                          clipnorm: float | None = None) -> keras.optimizers.Adam:
+    """A :func:`cosine_adam` over ``steps`` steps in all that carries on where
+    ``optimizer`` (a built ``cosine_adam`` for the same ``variables``) stands:
+    the same step count and Adam moments, the cosine now reaching 0 at ``steps``.
+    For a training that learns, after its first steps, that its budget will not
+    fit the time it has (:func:`cab420utils.arc.train_comparator`)."""
+    done = int(keras.ops.convert_to_numpy(optimizer.iterations))
+    if steps < done:
+        raise ValueError(f"cannot shorten a training to {steps} steps: it has already taken {done}")
+    shorter = cosine_adam(learning_rate, steps, clipnorm=clipnorm)
+    shorter.build(variables)
+    if len(shorter.variables) != len(optimizer.variables):
+        raise ValueError("the optimizer to carry on from is not a built cosine_adam of the same variables")
+    for mine, theirs in zip(shorter.variables, optimizer.variables):
+        mine.assign(theirs)
+    return shorter
+
+
 def gradient_step(model, optimizer, loss_fn, whole=()):
     """One compiled optimiser step on ``loss_fn``, on whichever backend Keras runs.
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cab420utils import arc
+from cab420utils import arc, training
 
 
 @pytest.fixture(scope="module")
@@ -222,3 +222,57 @@ def test_convarc_glimpses_feature_maps_trains_and_is_saved_and_rebuilt_as_a_conv
     np.testing.assert_allclose(arc.pair_scores(loaded, a, a[::-1]), arc.pair_scores(trained, a, a[::-1]), rtol=1e-5)
     with pytest.raises(ValueError, match="two convolutions"):
         arc.ConvARC(filters=(8,))
+
+
+class FakeClock:
+    """A clock that moves ``tick`` seconds each time it is read (and ``first`` more on the read after the first
+    step, as if compiling took that long): a training's timing without waiting for it."""
+
+    def __init__(self, tick: float, first: float = 0.0):
+        self.now, self.tick, self.first, self.reads = 0.0, tick, first, 0
+
+    def __call__(self) -> float:
+        self.reads += 1
+        self.now += self.tick + (self.first if self.reads == 2 else 0.0)
+        return self.now
+
+
+def test_a_time_cap_plans_the_steps_that_fit_after_timing_the_first():
+    cap = arc.TimeCap(100, timed=5, clock=FakeClock(1.0, first=9.0))   # step 1 at 10 s, then 1 s a step
+    assert [cap.plan(step, 1000) for step in range(1, 5)] == [1000] * 4
+    # at step 5: 14 s gone, 1 s a step since the first, 86 s left, 10% spare: 77 more steps
+    assert cap.plan(5, 1000) == 5 + 77
+    cap = arc.TimeCap(100, timed=5, clock=FakeClock(1.0, first=9.0))
+    assert [cap.plan(step, 50) for step in range(1, 6)] == [50] * 5          # a budget that fits is kept
+    late = arc.TimeCap(3, timed=100, clock=FakeClock(1.0))
+    assert [late.plan(step, 1000) for step in range(1, 5)] == [1000, 1000, 1000, 4]   # past the cap: stop there
+    for bad in (0, -1, float("nan"), float("inf"), "60", True):
+        with pytest.raises(ValueError, match="time cap"):
+            arc.TimeCap(bad, timed=5)
+
+
+def test_a_capped_training_trains_fewer_steps_and_lands_its_schedule_at_the_new_end(monkeypatch):
+    keras.utils.set_random_seed(1)
+    images = np.random.default_rng(7).random((6, 3, 12, 12)).astype(np.float32)
+    model = arc.ARC(hidden=8, glimpses_per_image=2, glimpse_size=4, head_units=4)
+    model([np.zeros((1, 12, 12), np.float32)] * 2)
+    shortened = []
+
+    def spy(*args, **kwargs):
+        shortened.append(training.shortened_cosine_adam(*args, **kwargs))
+        return shortened[-1]
+
+    monkeypatch.setattr(arc, "shortened_cosine_adam", spy)
+    # 0.1 s a step: after the 50 timed steps (5 s) the 10 s cap leaves room for about 45 more, not 400
+    losses, curve = arc.train_comparator(model, images, steps=400, batch=4, learning_rate=1e-2, clipnorm=1.0,
+                                         window=2, rng=np.random.default_rng(9), evaluate_every=1000,
+                                         seconds=10, clock=FakeClock(0.1))
+    assert 90 <= len(losses) <= 96 and np.isfinite(losses).all()
+    assert curve[-1]["step"] == len(losses)                       # the last point is where it stopped
+    (optimizer,) = shortened
+    assert int(keras.ops.convert_to_numpy(optimizer.iterations)) == len(losses)   # every step on the new plan's count
+    assert float(optimizer._learning_rate(len(losses))) == pytest.approx(0.0, abs=1e-9)
+    # no cap: the whole budget, as before
+    losses, _ = arc.train_comparator(model, images, steps=7, batch=4, learning_rate=1e-2, clipnorm=1.0, window=2,
+                                     rng=np.random.default_rng(9), evaluate_every=1000)
+    assert len(losses) == 7

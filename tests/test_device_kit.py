@@ -75,7 +75,8 @@ def kit(tmp_path, monkeypatch):
             "          'device': 'GPU x1 (NVIDIA H200)', 'seconds': 1.0, 'metrics': {'ROC AUC': 0.9},\n"
             "          'versions': {'backend': os.environ['KERAS_BACKEND']}}\n"
             "(out / '01-tiny.json').write_text(json.dumps(record))\n"
-            "print(os.environ['KERAS_BACKEND'], os.environ['XLA_PYTHON_CLIENT_PREALLOCATE'])")
+            "print(os.environ['KERAS_BACKEND'], os.environ['XLA_PYTHON_CLIENT_PREALLOCATE'])\n"
+            "print('cap', os.environ.get('CAB420_ARC_SECONDS'))")
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Tiny"),
                                                    nbformat.v4.new_code_cell(code)]), notebooks / "01-tiny.ipynb")
     return tmp_path
@@ -97,13 +98,28 @@ def test_run_executes_on_jax_packs_and_collect_renders(kit, capsys):
     assert summary["profile"] == "full" and summary["notebooks"][0]["ok"] is True
     assert summary["device"]["keras"] and summary["device"]["jax"]
     executed = nbformat.read(kit / "build" / "executed" / "01-tiny.ipynb", as_version=4)
-    assert executed.cells[1].outputs[0]["text"].strip() == "jax false"    # the kernel ran on Keras' JAX backend
+    printed = executed.cells[1].outputs[0]["text"].strip().splitlines()
+    assert printed == ["jax false", "cap None"]    # the kernel ran on Keras' JAX backend; no time cap unless asked
 
     capsys.readouterr()
     assert device_kit.main(["collect", str(kit / "out" / "device-run.tar.gz"), "--build", str(kit / "back")]) == 0
     table = capsys.readouterr().out
     assert "| 01-tiny | ok |" in table and "ROC AUC 0.9" in table
     assert (kit / "back" / "site" / "index.html").is_file() and (kit / "back" / "site" / "01-tiny.html").is_file()
+
+
+def test_run_hands_its_time_cap_to_the_notebooks(kit):
+    assert device_kit.main(["run", "--deadline", "300", "--arc-seconds", "140", *run_args(kit)]) == 0
+    executed = nbformat.read(kit / "build" / "executed" / "01-tiny.ipynb", as_version=4)
+    assert executed.cells[1].outputs[0]["text"].strip().splitlines()[-1] == "cap 140"
+    assert json.loads((kit / "build" / "summary.json").read_text())["arc_seconds"] == 140
+
+
+@pytest.mark.parametrize("bad", ["0", "-5", "soon", "inf"])
+def test_run_refuses_a_time_cap_that_is_not_a_positive_number(kit, bad, capsys):
+    with pytest.raises(SystemExit):
+        device_kit.main(["run", "--arc-seconds", bad, *run_args(kit)])
+    assert "a number of seconds above 0" in capsys.readouterr().err
 
 
 def test_run_past_its_deadline_starts_nothing_and_says_so(kit):

@@ -85,6 +85,39 @@ def test_cosine_adam_decays_to_zero_and_refuses_no_steps():
         training.cosine_adam(1e-3, steps=0)
 
 
+def test_a_shortened_cosine_adam_carries_on_from_the_first_and_lands_at_its_new_end():
+    from cab420utils import training
+    weights = keras.Variable(np.ones(3, np.float32))
+    first = training.cosine_adam(1e-2, steps=100, clipnorm=1.0)
+    first.build([weights])
+    for _ in range(4):
+        first.apply_gradients([(keras.ops.convert_to_tensor(np.array([1.0, -2.0, 0.5], np.float32)), weights)])
+    shorter = training.shortened_cosine_adam(first, [weights], 1e-2, steps=10, clipnorm=1.0)
+    assert int(keras.ops.convert_to_numpy(shorter.iterations)) == 4
+    for mine, theirs in zip(shorter.variables, first.variables):          # Adam's moments carried over
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(mine), keras.ops.convert_to_numpy(theirs))
+    assert float(shorter._learning_rate(10)) == pytest.approx(0.0, abs=1e-9) and shorter.clipnorm == 1.0
+    with pytest.raises(ValueError, match="already taken 4"):
+        training.shortened_cosine_adam(first, [weights], 1e-2, steps=3)
+
+
+def test_a_time_cap_comes_from_the_environment_and_is_announced(monkeypatch, capsys):
+    monkeypatch.delenv("CAB420_ARC_SECONDS", raising=False)
+    assert profiles.setup("00-test", "Test", profile="full", quiet=True).arc_seconds is None
+    monkeypatch.setenv("CAB420_ARC_SECONDS", "140")
+    run = profiles.setup("00-test", "Test", profile="full")
+    assert run.arc_seconds == 140.0 and "TIME CAP (CAB420_ARC_SECONDS=140)" in capsys.readouterr().out
+    assert profiles.setup("00-test", "Test", quiet=True, arc_seconds=30).arc_seconds == 30.0
+    for bad in ("0", "-3", "two minutes", "nan", "inf"):
+        monkeypatch.setenv("CAB420_ARC_SECONDS", bad)
+        with pytest.raises(ValueError, match="a number above 0"):
+            profiles.setup("00-test", "Test", quiet=True)
+    monkeypatch.setenv("CAB420_ARC_SECONDS", "")
+    assert profiles.setup("00-test", "Test", quiet=True).arc_seconds is None
+    with pytest.raises(ValueError, match="arc_seconds"):
+        profiles.setup("00-test", "Test", quiet=True, arc_seconds=0)
+
+
 def test_budget_is_the_profiles_own_outside_a_rehearsal(monkeypatch):
     monkeypatch.delenv("CAB420_REHEARSAL", raising=False)
     fast = profiles.setup("00-test", "Test", profile="fast", quiet=True)

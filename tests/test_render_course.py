@@ -244,3 +244,12 @@ def test_a_rehearsal_lists_unmet_claims_but_fails_on_other_errors(tmp_path, caps
                                "--only", "01-"])
     assert code != 0
     assert nbformat.read(tmp_path / "real" / "executed" / "01-claims.ipynb", as_version=4).metadata["cab420"]["ok"] is False
+
+
+def test_the_results_say_when_an_arc_training_had_a_time_cap():
+    record = {"notebook": "08-arc", "profile": "full", "device": "GPU x1 (NVIDIA H200)", "seconds": 300,
+              "metrics": {"Lake 20-way, naive ARC": 0.9, "training steps": 41000}}
+    assert {row["profile"] for row in render_course.result_rows([record])} == {"full"}
+    capped = render_course.result_rows([dict(record, arc_seconds=140)])
+    assert {row["profile"] for row in capped} == {"full (ARC time cap 140 s)"}
+    assert render_course.result_rows([dict(record, arc_seconds=None)])[0]["profile"] == "full"

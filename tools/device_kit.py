@@ -7,7 +7,7 @@ lacks travels with the working tree (64 MiB at most): Keras and the notebook run
 datasets the chosen notebooks read.  Three steps:
 
     .venv/bin/python tools/device_kit.py prepare --only 08 09     # here: .device/ (wheels + data), sized
-    python3 tools/device_kit.py run --only 08 09 --deadline 540    # there, with the device's own python3
+    python3 tools/device_kit.py run --only 08 09 --deadline 540 --arc-seconds 140   # there, its own python3
     .venv/bin/python tools/device_kit.py collect RUN.tar.gz         # here: build/device/site/, a table
 
 ``prepare`` works out what the machine lacks from this environment's installed packages (Keras, ipykernel,
@@ -15,12 +15,13 @@ nbclient and everything they need, less what the machine is known to hold, :data
 those versions as wheels for the machine's Python (3.12, x86-64 Linux), copies the data files the chosen
 notebooks load, and refuses a kit that would not fit.  ``run`` installs the wheels into /tmp/site, then
 executes the notebooks one by one (``KERAS_BACKEND=jax``, ``CAB420_PROFILE=full``) within ``--deadline``
-seconds, each cell's time limit what is left, and leaves ``$OUT/device-run.tar.gz`` (executed copies, the
+seconds, each cell's time limit what is left (``--arc-seconds``: a time cap on each ARC training,
+``CAB420_ARC_SECONDS``, so that 08's and 09's long trainings fit the device's minutes), and leaves ``$OUT/device-run.tar.gz`` (executed copies, the
 results JSON, saved models, ``summary.json``) however far it got.  ``collect`` unpacks that, renders it
 with tools/render_course.py and prints each notebook's seconds and metrics for the README.
 
 The device tool's call, once ``prepare`` has run: command ``python3 tools/device_kit.py run --only 08 09
---deadline 540``, carry ``[".device"]``, timeout_s 590.  See the README ("The full profile").
+--deadline 540 --arc-seconds 140``, carry ``[".device"]``, timeout_s 590.  See the README ("The full profile").
 """
 from __future__ import annotations
 
@@ -164,7 +165,7 @@ def prepare(args) -> int:
         return 1
     only = " ".join(args.only or [])
     print("The device call: command "
-          f"'python3 tools/device_kit.py run{' --only ' + only if only else ''} --deadline 540', "
+          f"'python3 tools/device_kit.py run{' --only ' + only if only else ''} --deadline 540 --arc-seconds 140', "
           "carry ['.device'], timeout_s 590")
     return 0
 
@@ -221,8 +222,10 @@ def run(args) -> int:
     env.pop("MPLBACKEND", None)
     if args.rehearse:
         env["CAB420_REHEARSAL"] = "1"
+    if args.arc_seconds is not None:
+        env["CAB420_ARC_SECONDS"] = f"{args.arc_seconds:g}"
     summary = {"device": device_facts(), "profile": args.profile, "rehearsal": bool(args.rehearse),
-               "deadline_s": args.deadline, "notebooks": []}
+               "deadline_s": args.deadline, "arc_seconds": args.arc_seconds, "notebooks": []}
     print(json.dumps(summary["device"]), flush=True)
     broken = "probe error" in summary["device"]      # Keras or JAX does not start there: no notebook would
     for path in notebooks_matching(args.only, args.notebooks):
@@ -274,6 +277,17 @@ def collect(args) -> int:
     return rendered
 
 
+def _seconds(text: str) -> float:
+    """A positive number of seconds, for argparse."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: a number of seconds above 0, e.g. 140")
+    return value
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     jobs = parser.add_subparsers(dest="job", required=True)
@@ -285,6 +299,8 @@ def main(argv=None) -> int:
     r = jobs.add_parser("run", help="there: install the wheels, execute the notebooks, pack the results")
     r.add_argument("--only", nargs="+", metavar="PATTERN")
     r.add_argument("--deadline", type=int, default=540, help="seconds for everything (default 540)")
+    r.add_argument("--arc-seconds", type=_seconds, metavar="SECONDS",
+                   help="a time cap on each ARC training (CAB420_ARC_SECONDS; default: none, the whole budget)")
     r.add_argument("--profile", default="full", choices=("fast", "full"))
     r.add_argument("--rehearse", action="store_true", help="CAB420_REHEARSAL=1: budgets cut, claims not asserted")
     r.add_argument("--build", default=str(ROOT / "build" / "device"))

@@ -372,9 +372,12 @@ def _fmt(value, digits=3) -> str:
 
 
 def _profile_label(record) -> str | None:
-    """The record's profile, marked when its numbers are a rehearsal's."""
+    """The record's profile, marked when its numbers are a rehearsal's or its ARC training had a time cap."""
     profile = record.get("profile")
-    return f"{profile} (rehearsal)" if record.get("rehearsal") else profile
+    if record.get("rehearsal"):
+        return f"{profile} (rehearsal)"
+    cap = _number(record.get("arc_seconds"))
+    return f"{profile} (ARC time cap {cap:g} s)" if cap else profile
 
 
 def result_rows(records) -> list[dict]:
