@@ -30,7 +30,7 @@ from keras import layers, ops
 
 from .glimpses import CauchyGlimpse, take_feature_glimpse
 from .metrics import roc_auc
-from .profiles import rehearsal_budget
+from .profiles import check_arc_seconds, rehearsal_budget
 from .training import cosine_adam, gradient_step, shortened_cosine_adam
 
 
@@ -313,10 +313,8 @@ class TimeCap:
     compiling again); past ``seconds`` it says stop (the plan: this step)."""
 
     def __init__(self, seconds: float, timed: int, clock=time.perf_counter):
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float, np.integer, np.floating)) or not np.isfinite(seconds) \
-                or seconds <= 0:
-            raise ValueError(f"seconds (a time cap) must be a number above 0, or None for no cap; got {seconds!r}")
-        self.seconds, self.timed, self.clock = float(seconds), max(int(timed), 1), clock
+        self.seconds = check_arc_seconds(seconds, f"seconds={seconds!r} (a time cap)")
+        self.timed, self.clock = max(int(timed), 1), clock
         self.started, self.after_first = clock(), None
 
     def plan(self, step: int, steps: int) -> int:

@@ -19,7 +19,7 @@ profile's code (its larger models, extra seeds and forms) runs end to end on a
 CPU in minutes, before anyone spends hours of a GPU on it.  A rehearsal's
 numbers mean nothing and say so (``python3 tools/course.py rehearse``).
 
-A **time cap** (``CAB420_ARC_SECONDS=150``) is for a GPU lent for minutes: each
+A **time cap** (``CAB420_ARC_SECONDS=140``) is for a GPU lent for minutes: each
 ARC training (notebook 08's ARC, notebook 09's ConvARC: the course's long
 trainings) times its first steps, shortens its budget to the steps that fit in
 that many seconds, with the learning-rate schedule fitted to the shorter run,
@@ -68,7 +68,7 @@ def check_arc_seconds(value, what: str = "arc_seconds") -> float:
     except (TypeError, ValueError):
         seconds = float("nan")
     if isinstance(value, bool) or not np.isfinite(seconds) or seconds <= 0:
-        raise ValueError(f"{what}: give the most seconds each ARC training may take, a number above 0 (e.g. 150), "
+        raise ValueError(f"{what}: give the most seconds each ARC training may take, a number above 0 (e.g. 140), "
                          f"or leave {ARC_SECONDS_VARIABLE} unset to train every step of the budget")
     return seconds
 
@@ -232,8 +232,9 @@ def setup(notebook: str, title: str, seed: int = 420, profile: str | None = None
                 "            to check that its code runs end to end; the numbers below mean nothing"
                 if rehearsal else "")
         if arc_seconds is not None:
-            note += (f"\n  TIME CAP ({ARC_SECONDS_VARIABLE}={arc_seconds:g}): each ARC training trains the steps that "
-                     f"fit in {arc_seconds:g} s,\n            at most its budget; the notebook says how many it trained")
+            note += (f"\n  TIME CAP ({ARC_SECONDS_VARIABLE}={arc_seconds:g}): each ARC training trains the steps "
+                     f"that fit in {arc_seconds:g} s,\n            at most its budget; the notebook says how many it "
+                     "trained")
         print(f"{title}\n"
               f"  profile : {name.upper()} ({reason}){note}\n"
               f"  device  : {run.device}\n"

@@ -246,7 +246,7 @@ def test_a_time_cap_plans_the_steps_that_fit_after_timing_the_first():
     assert [cap.plan(step, 50) for step in range(1, 6)] == [50] * 5          # a budget that fits is kept
     late = arc.TimeCap(3, timed=100, clock=FakeClock(1.0))
     assert [late.plan(step, 1000) for step in range(1, 5)] == [1000, 1000, 1000, 4]   # past the cap: stop there
-    for bad in (0, -1, float("nan"), float("inf"), "60", True):
+    for bad in (0, -1, float("nan"), float("inf"), "soon", True, None):
         with pytest.raises(ValueError, match="time cap"):
             arc.TimeCap(bad, timed=5)
 

@@ -16,8 +16,9 @@ those versions as wheels for the machine's Python (3.12, x86-64 Linux), copies t
 notebooks load, and refuses a kit that would not fit.  ``run`` installs the wheels into /tmp/site, then
 executes the notebooks one by one (``KERAS_BACKEND=jax``, ``CAB420_PROFILE=full``) within ``--deadline``
 seconds, each cell's time limit what is left (``--arc-seconds``: a time cap on each ARC training,
-``CAB420_ARC_SECONDS``, so that 08's and 09's long trainings fit the device's minutes), and leaves ``$OUT/device-run.tar.gz`` (executed copies, the
-results JSON, saved models, ``summary.json``) however far it got.  ``collect`` unpacks that, renders it
+``CAB420_ARC_SECONDS``, so that 08's and 09's long trainings fit the device's minutes), and leaves
+``$OUT/device-run.tar.gz`` (executed copies, the results JSON, saved models, ``summary.json``) however far
+it got.  ``collect`` unpacks that, renders it
 with tools/render_course.py and prints each notebook's seconds and metrics for the README.
 
 The device tool's call, once ``prepare`` has run: command ``python3 tools/device_kit.py run --only 08 09
