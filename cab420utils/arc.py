@@ -416,9 +416,9 @@ def trained_comparator(settings: dict, seed: int, quick_steps: int | None = None
                                  window=settings["window"], max_shift=settings["max_shift"],
                                  rng=np.random.default_rng([seed, 3]), evaluate_every=steps, seconds=seconds)
     model.trained_steps = len(losses)
-    capped = (f" (the time cap of {seconds:g} s: {len(losses):,} of its {steps:,} steps)"
-              if len(losses) < steps else "")
     if quick_steps is None:
+        capped = (f" (the time cap of {seconds:g} s: {len(losses):,} of its {steps:,} steps)"
+                  if len(losses) < steps else "")
         save_comparator(model, path, dict(settings, seed=seed, steps=len(losses)))
         return model, f"{what} was not in {path.parent}: trained here with notebook 08's recipe{capped}, and saved"
     return model, (f"{what} was not in {path.parent} (run {trainer} first): a stand-in trained for "

@@ -18,8 +18,8 @@ executes the notebooks one by one (``KERAS_BACKEND=jax``, ``CAB420_PROFILE=full`
 seconds, each cell's time limit what is left (``--arc-seconds``: a time cap on each ARC training,
 ``CAB420_ARC_SECONDS``, so that 08's and 09's long trainings fit the device's minutes), and leaves
 ``$OUT/device-run.tar.gz`` (executed copies, the results JSON, saved models, ``summary.json``) however far
-it got.  ``collect`` unpacks that, renders it
-with tools/render_course.py and prints each notebook's seconds and metrics for the README.
+it got.  ``collect`` unpacks that, renders it with tools/render_course.py and prints each notebook's seconds
+and metrics for the README.
 
 The device tool's call, once ``prepare`` has run: command ``python3 tools/device_kit.py run --only 08 09
 --deadline 540 --arc-seconds 140``, carry ``[".device"]``, timeout_s 590.  See the README ("The full profile").
@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 KIT = ROOT / ".device"               # in .gitignore: travels only when the device call names it in carry
 LIMIT_MIB = 64                       # what may travel in one device call: working tree and carried paths
 SITE = Path("/tmp/site")             # where run() installs the wheels on the device machine
+SUGGESTED_ARC_SECONDS = 140          # the time cap prepare suggests: 08 and 09 each train 140 s of a 540 s run
 
 #: Distributions the lent H200's image holds (the workplace's package list, read 2026-11-17; KINDS.md),
 #: normalised.  What the course needs beyond these travels as wheels.
@@ -166,7 +167,8 @@ def prepare(args) -> int:
         return 1
     only = " ".join(args.only or [])
     print("The device call: command "
-          f"'python3 tools/device_kit.py run{' --only ' + only if only else ''} --deadline 540 --arc-seconds 140', "
+          f"'python3 tools/device_kit.py run{' --only ' + only if only else ''} --deadline 540 "
+          f"--arc-seconds {SUGGESTED_ARC_SECONDS}', "
           "carry ['.device'], timeout_s 590")
     return 0
 
@@ -279,13 +281,15 @@ def collect(args) -> int:
 
 
 def _seconds(text: str) -> float:
-    """A positive number of seconds, for argparse."""
+    """A positive number of seconds, for argparse: the rule of cab420utils.profiles.check_arc_seconds, which
+    the notebooks apply to CAB420_ARC_SECONDS, checked here before any device time is spent (the kit runs on
+    the device's bare python3 and imports nothing of the course before its wheels are installed)."""
     try:
         value = float(text)
     except ValueError:
         value = float("nan")
     if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r}: a number of seconds above 0, e.g. 140")
+        raise argparse.ArgumentTypeError(f"{text!r}: a number of seconds above 0, e.g. {SUGGESTED_ARC_SECONDS}")
     return value
 
 
