@@ -19,6 +19,7 @@ glimpse looked, for drawing.  The glimpse itself lives in
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 import time
@@ -46,15 +47,31 @@ class ARC(keras.Model):
     an LSTM cell.  :meth:`encode` returns the final hidden state (notebook 09
     feeds it to a context model); ``return_params=True`` also returns the
     ``(batch, steps, 3)`` glimpse parameters, for drawing the attention.
+
+    ``attention_scale``: the glimpse parameters are ``attention_scale * W h``.
+    Adam moves every weight by about its learning rate a step whatever the size
+    of its gradient, so this is the attention's own learning rate, relative to
+    the rest of the model's.  1 is the paper's plain ``W h``; the course trains
+    with 0.3 (:func:`comparator_settings`; notebook 08, "Making it train"),
+    since at full speed the attention can swing onto a blank edge of the image,
+    zoomed in, and stay there: the glimpses then see nothing, and the loss goes
+    back to chance.
     """
 
-    CONFIG = ("hidden", "glimpses_per_image", "glimpse_size", "head_units")   # what rebuilds a saved one
+    CONFIG = ("hidden", "glimpses_per_image", "glimpse_size", "head_units",
+              "attention_scale")   # what rebuilds a saved one
 
     def __init__(self, hidden: int = 128, glimpses_per_image: int = 8, glimpse_size: int = 8,
-                 head_units: int = 64, **kwargs):
+                 head_units: int = 64, attention_scale: float = 1.0, **kwargs):
         super().__init__(**kwargs)
         if glimpses_per_image < 1:
             raise ValueError(f"glimpses_per_image must be at least 1, got {glimpses_per_image}")
+        try:
+            self.attention_scale = float(attention_scale)
+        except (TypeError, ValueError):
+            self.attention_scale = math.nan
+        if not (math.isfinite(self.attention_scale) and self.attention_scale > 0):
+            raise ValueError(f"attention_scale must be a finite number above 0 (1: the paper's), got {attention_scale!r}")
         self.hidden = int(hidden)
         self.glimpses_per_image = int(glimpses_per_image)
         self.glimpse_size = int(glimpse_size)
@@ -82,7 +99,7 @@ class ARC(keras.Model):
         c = ops.zeros((n, self.hidden))
         params = []
         for t in range(self.steps):
-            where = self.where(h)
+            where = self.where(h) * self.attention_scale
             seen = self.look(views[t % 2], where)  # image A at even steps, B at odd ones
             h, (h, c) = self.cell(ops.reshape(seen, (n, -1)), [h, c], training=training)
             params.append(where)
@@ -104,7 +121,8 @@ class ARC(keras.Model):
 
     def get_config(self):
         return {**super().get_config(), "hidden": self.hidden, "glimpses_per_image": self.glimpses_per_image,
-                "glimpse_size": self.glimpse_size, "head_units": self.head_units}
+                "glimpse_size": self.glimpse_size, "head_units": self.head_units,
+                "attention_scale": self.attention_scale}
 
 
 @keras.saving.register_keras_serializable(package="cab420utils")
@@ -123,9 +141,9 @@ class ConvARC(ARC):
     CONFIG = ARC.CONFIG + ("filters",)
 
     def __init__(self, hidden: int = 128, glimpses_per_image: int = 6, glimpse_size: int = 4,
-                 head_units: int = 64, filters=(32, 64), **kwargs):
+                 head_units: int = 64, attention_scale: float = 1.0, filters=(32, 64), **kwargs):
         super().__init__(hidden=hidden, glimpses_per_image=glimpses_per_image, glimpse_size=glimpse_size,
-                         head_units=head_units, **kwargs)
+                         head_units=head_units, attention_scale=attention_scale, **kwargs)
         if len(filters) != 2 or min(filters) < 1:
             raise ValueError(f"filters are the two convolutions' widths, e.g. (32, 64); got {filters!r}")
         self.filters = tuple(int(f) for f in filters)
@@ -190,6 +208,7 @@ def comparator_settings(profile: str, rehearsal: bool = False, kind: str = "arc"
         steps=fast_steps if fast else 60_000,   # training steps (the budget)
         batch=64 if fast else 128,              # pairs per step, half same, half different
         learning_rate=3e-3, clipnorm=1.0,       # not the paper's 1e-4: see notebook 08, "Making it train"
+        attention_scale=0.3,                    # the attention learns at 0.3 of that rate (ibid.)
         window=20,                              # different pairs: characters within 20 of each other
         max_shift=0 if fast else 2,             # augmentation: pixels of random shift
         validation_characters=96,               # the last background characters, never trained on
@@ -372,7 +391,7 @@ def load_comparator(path, settings: dict, image_size: int) -> ARC | None:
     cls, config = classes.get(card.get("class", "ARC")), card["config"]
     if cls is None:
         return None
-    model = cls(**{k: config[k] for k in cls.CONFIG})
+    model = cls(**{k: config[k] for k in cls.CONFIG if k in config})
     model([np.zeros((1, image_size, image_size), np.float32)] * 2)
     model.load_weights(path)
     return model

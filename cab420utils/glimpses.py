@@ -7,7 +7,8 @@ ARC).  Three numbers place the grid:
 
 * ``x``, ``y``: its centre, in [-1, 1] across the image (-1 = left/top edge);
 * ``zoom`` in [-1, 1]: 0 spreads the S filters over the whole image, |zoom|
-  near 1 packs them together (a close-up).  Only |zoom| counts.
+  near 1 packs them together (a close-up).  Only |zoom| counts
+  (:func:`zoom_amount`, whose slope at 0 is the same on every backend).
 
 The controller produces unbounded values; ``tanh`` maps them into [-1, 1].
 Everything is differentiable in the image *and* the three parameters, which is
@@ -24,6 +25,17 @@ MIN_STRIDE = 0.1   # pixels: a glimpse never collapses to a single point (keeps 
 EPS = 1e-8
 
 
+def zoom_amount(zoom):
+    """``|zoom|``, written so that its slope at 0 is 1 on every backend.
+
+    The controller's zoom starts at exactly 0 (its weights start at zero), where
+    ``|z|`` has a kink.  TensorFlow takes the slope of ``abs`` there to be 0,
+    JAX takes it to be 1: with TensorFlow's the zoom's gradient is 0 at the start
+    and stays 0, so the glimpses could never zoom in.  ``where(z >= 0, z, -z)``
+    is the same number and has slope 1 at 0 on both."""
+    return ops.where(zoom >= 0, zoom, -zoom)
+
+
 def glimpse_geometry(params, image_size: int, glimpse_size: int):
     """Filter centres and the shared stride from raw parameters ``(batch, 3)``.
 
@@ -35,7 +47,7 @@ def glimpse_geometry(params, image_size: int, glimpse_size: int):
     p = ops.tanh(ops.convert_to_tensor(params, dtype="float32"))
     span = float(image_size - 1)
     centre = (p[:, :2] + 1.0) * span / 2.0                                   # (batch, 2) pixels
-    stride = ops.maximum(span / (glimpse_size - 1) * (1.0 - ops.abs(p[:, 2])), MIN_STRIDE)  # (batch,)
+    stride = ops.maximum(span / (glimpse_size - 1) * (1.0 - zoom_amount(p[:, 2])), MIN_STRIDE)  # (batch,)
     offsets = ops.arange(glimpse_size, dtype="float32") - (glimpse_size - 1) / 2.0  # (S,)
     mu = centre[:, :, None] + stride[:, None, None] * offsets[None, None, :]      # (batch, 2, S)
     return mu, stride

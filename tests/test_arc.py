@@ -48,7 +48,8 @@ def test_gradients_reach_the_attention_weights_and_the_controller(model):
     grads = dict(zip([v.path for v in model.trainable_variables],
                      tape.gradient(loss, model.trainable_variables)))
     where = [g for name, g in grads.items() if "where" in name]
-    assert where and all(g is not None and np.abs(g.numpy()).sum() > 0 for g in where)
+    # every column, the zoom's too: it starts at 0, where a slope-0 |zoom| would leave its gradient at 0 for good
+    assert where and all(g is not None and (np.abs(g.numpy()).sum(axis=0) > 0).all() for g in where)
     assert all(g is not None and np.isfinite(g.numpy()).all() for g in grads.values())
 
 
@@ -59,6 +60,40 @@ def test_bad_shapes_are_refused_with_a_message(model):
         arc.pair_scores(model, np.zeros((2, 12, 12)), np.zeros((3, 12, 12)))
     with pytest.raises(ValueError, match="glimpses_per_image"):
         arc.ARC(glimpses_per_image=0)
+
+
+def test_the_attention_scale_multiplies_every_glimpses_parameters_and_is_saved(tmp_path):
+    rng = np.random.default_rng(5)
+    a, b = rng.random((4, 12, 12), np.float32), rng.random((4, 12, 12), np.float32)
+    w = rng.normal(size=(16, 3)).astype(np.float32)
+    traces = {}
+    for scale in (1.0, 0.3):
+        keras.utils.set_random_seed(0)                    # the same initial weights for both
+        m = arc.ARC(hidden=16, glimpses_per_image=3, glimpse_size=4, head_units=8, attention_scale=scale)
+        m([a[:1], b[:1]])
+        m.where.set_weights([w])
+        traces[scale] = m
+    h, params = traces[0.3].encode(a, b, return_params=True)
+    _, unscaled = traces[1.0].encode(a, b, return_params=True)
+    params, unscaled = keras.ops.convert_to_numpy(params), keras.ops.convert_to_numpy(unscaled)
+    # the second glimpse follows the same first look (h after one glimpse of the whole of A): exactly 0.3 x W h
+    np.testing.assert_allclose(params[:, 1], 0.3 * unscaled[:, 1], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(params[:, 2:], 0.3 * unscaled[:, 2:], atol=1e-3)   # later ones differ: it looked elsewhere
+    assert traces[0.3].get_config()["attention_scale"] == 0.3
+    settings = dict(arc.comparator_settings("fast"), image_size=12, hidden=16, glimpses_per_image=3,
+                    glimpse_size=4, head_units=8)
+    assert settings["attention_scale"] == 0.3
+    path = arc.save_comparator(traces[0.3], tmp_path / "arc.weights.h5", settings)
+    loaded = arc.load_comparator(path, settings, 12)
+    assert loaded.attention_scale == 0.3
+    np.testing.assert_allclose(arc.pair_scores(loaded, a, b), arc.pair_scores(traces[0.3], a, b), rtol=1e-5)
+    # an ARC saved before the scale was a setting is not reused for the course's settings: trained afresh
+    old = {k: v for k, v in settings.items() if k != "attention_scale"}
+    path = arc.save_comparator(traces[1.0], tmp_path / "old.weights.h5", old)
+    assert arc.load_comparator(path, settings, 12) is None
+    for bad in (0, -0.3, float("nan"), float("inf"), "fast", None):
+        with pytest.raises(ValueError, match="attention_scale"):
+            arc.ARC(attention_scale=bad)
 
 
 def test_pairs_are_half_same_never_the_same_drawing_and_deterministic():

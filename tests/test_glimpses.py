@@ -52,6 +52,24 @@ def test_gradients_reach_the_parameters_and_are_finite_even_fully_zoomed():
     assert np.all(np.isfinite(grad)) and np.abs(grad[0]).sum() > 0
 
 
+def test_a_zoom_that_starts_at_zero_can_learn_to_zoom_in():
+    # The controller's zoom starts at exactly 0, at the kink of |zoom|. TensorFlow's abs has slope 0 there, which
+    # froze every ARC's zoom at 0 for good; zoom_amount has slope 1, as JAX's abs: stride = 31/7 (1 - |tanh z|),
+    # so d stride / dz at 0 is -31/7, and the glimpse's gradient in its zoom is not 0.
+    zoom = tf.Variable([0.0, 0.0, -0.5])
+    with tf.GradientTape() as tape:
+        amount = glimpses.zoom_amount(zoom)
+        total = tf.reduce_sum(amount)
+    np.testing.assert_allclose(amount.numpy(), [0.0, 0.0, 0.5])
+    np.testing.assert_allclose(tape.gradient(total, zoom).numpy(), [1.0, 1.0, -1.0])
+    params = tf.Variable(np.zeros((1, 3), np.float32))
+    with tf.GradientTape(persistent=True) as tape:
+        _, stride = glimpses.glimpse_geometry(params, image_size=32, glimpse_size=8)
+        seen = tf.reduce_sum(glimpses.take_glimpse(np.eye(32, dtype=np.float32)[None], params, 8) ** 2)
+    np.testing.assert_allclose(tape.gradient(stride, params).numpy(), [[0.0, 0.0, -31 / 7]], rtol=1e-5)
+    assert abs(tape.gradient(seen, params).numpy()[0, 2]) > 1e-3
+
+
 def test_layer_and_clear_errors():
     layer = glimpses.CauchyGlimpse(glimpse_size=4)
     out = layer([np.zeros((3, 10, 10), np.float32), np.zeros((3, 3), np.float32)])
