@@ -190,7 +190,7 @@ def build_comparator(settings: dict) -> ARC:
 
 def comparator_settings(profile: str, rehearsal: bool = False, kind: str = "arc") -> dict:
     """The ARC that notebook 08 trains and notebook 09 reuses, for ``profile``
-    (``"fast"``: a 2-core CPU, about six minutes; ``"full"``: a GPU).  In a
+    (``"fast"``: a 2-core CPU, about three minutes; ``"full"``: a GPU).  In a
     ``rehearsal`` the training budget is cut as :mod:`cab420utils.profiles` says.
     ``kind="convarc"``: the same recipe for a :class:`ConvARC` (notebook 09's full
     profile), whose 4x4 glimpses fall on a 16x16 map of 64 channels."""
