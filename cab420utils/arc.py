@@ -19,7 +19,6 @@ glimpse looked, for drawing.  The glimpse itself lives in
 from __future__ import annotations
 
 import json
-import math
 import os
 import tempfile
 import time
@@ -29,6 +28,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from ._validate import finite_positive
 from .glimpses import CauchyGlimpse, take_feature_glimpse
 from .metrics import roc_auc
 from .profiles import check_arc_seconds, rehearsal_budget
@@ -66,11 +66,8 @@ class ARC(keras.Model):
         super().__init__(**kwargs)
         if glimpses_per_image < 1:
             raise ValueError(f"glimpses_per_image must be at least 1, got {glimpses_per_image}")
-        try:
-            self.attention_scale = float(attention_scale)
-        except (TypeError, ValueError):
-            self.attention_scale = math.nan
-        if not (math.isfinite(self.attention_scale) and self.attention_scale > 0):
+        self.attention_scale = finite_positive(attention_scale)
+        if self.attention_scale is None:
             raise ValueError(f"attention_scale must be a finite number above 0 (1: the paper's), got {attention_scale!r}")
         self.hidden = int(hidden)
         self.glimpses_per_image = int(glimpses_per_image)

@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ._validate import finite_positive
+
 PROFILE_VARIABLE = "CAB420_PROFILE"
 PROFILES = ("fast", "full", "auto")
 REHEARSAL_VARIABLE = "CAB420_REHEARSAL"
@@ -63,11 +65,8 @@ def arc_seconds_requested() -> float | None:
 
 def check_arc_seconds(value, what: str = "arc_seconds") -> float:
     """``value`` as a time cap in seconds: a finite number above 0, or a clear error naming ``what``."""
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        seconds = float("nan")
-    if isinstance(value, bool) or not np.isfinite(seconds) or seconds <= 0:
+    seconds = finite_positive(value)
+    if isinstance(value, bool) or seconds is None:
         raise ValueError(f"{what}: give the most seconds each ARC training may take, a number above 0 (e.g. 140), "
                          f"or leave {ARC_SECONDS_VARIABLE} unset to train every step of the budget")
     return seconds
