@@ -75,19 +75,16 @@ def candidate_features(encodings, scores, kind: str = "plain") -> np.ndarray:
 
 
 def residual_model(training_features, units: int = 32, dropout: float = 0.2) -> keras.Model:
-    """Notebook 09's context model, but its logits are the naive score (the last
-    feature, as it comes) plus the BiLSTM's correction, which starts at zero: an
-    untrained one decides exactly as the naive ARC does."""
-    ways, n = np.shape(training_features)[1:]
-    standardise = layers.Normalization(axis=-1)
-    standardise.adapt(np.reshape(training_features, (-1, n)))
-    inputs = keras.Input((ways, n))
-    x = layers.Dropout(dropout)(standardise(inputs))
-    x = layers.Dense(units, activation="elu")(x)
-    x = layers.Bidirectional(layers.LSTM(units, return_sequences=True))(x)
-    correction = layers.Dense(1, kernel_initializer="zeros", bias_initializer="zeros")(x)
-    naive = layers.Lambda(lambda f: f[..., -1:])(inputs)
-    return keras.Model(inputs, layers.Reshape((ways,))(layers.Add()([naive, correction])))
+    """Notebook 09's context model as a correction to the naive score: the
+    logits are the naive score (the last feature, as it comes) plus the context
+    model's output, whose last layer starts at zero, so an untrained one decides
+    exactly as the naive ARC does."""
+    correction = context.context_model(training_features, units=units, dropout=dropout, name="correction")
+    score = correction.get_layer("score")
+    score.set_weights([np.zeros_like(w) for w in score.get_weights()])
+    inputs = keras.Input(np.shape(training_features)[1:])
+    naive = layers.Lambda(lambda features: features[..., -1])(inputs)
+    return keras.Model(inputs, layers.Add()([naive, correction(inputs)]))
 
 
 def train_and_score(model_kind: str, train_x, train_y, judged: dict, seed: int, epochs: int = NOTEBOOK["epochs"]):
