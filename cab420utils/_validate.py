@@ -10,7 +10,10 @@ def is_whole_number(n) -> bool:
 
 
 def finite_positive(value) -> float | None:
-    """``value`` as a float when it is a finite number above 0 (a number, or text that reads as one), else None."""
+    """``value`` as a float when it is a finite number above 0 (a number, or text that reads as one), else None.
+    A bool is not a number here: ``True`` would read as 1, a setting nobody meant."""
+    if isinstance(value, (bool, np.bool_)):
+        return None
     try:
         number = float(value)
     except (TypeError, ValueError):

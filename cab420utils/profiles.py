@@ -66,7 +66,7 @@ def arc_seconds_requested() -> float | None:
 def check_arc_seconds(value, what: str = "arc_seconds") -> float:
     """``value`` as a time cap in seconds: a finite number above 0, or a clear error naming ``what``."""
     seconds = finite_positive(value)
-    if isinstance(value, bool) or seconds is None:
+    if seconds is None:
         raise ValueError(f"{what}: give the most seconds each ARC training may take, a number above 0 (e.g. 140), "
                          f"or leave {ARC_SECONDS_VARIABLE} unset to train every step of the budget")
     return seconds

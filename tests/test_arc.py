@@ -91,7 +91,7 @@ def test_the_attention_scale_multiplies_every_glimpses_parameters_and_is_saved(t
     old = {k: v for k, v in settings.items() if k != "attention_scale"}
     path = arc.save_comparator(traces[1.0], tmp_path / "old.weights.h5", old)
     assert arc.load_comparator(path, settings, 12) is None
-    for bad in (0, -0.3, float("nan"), float("inf"), "fast", None):
+    for bad in (0, -0.3, float("nan"), float("inf"), "fast", None, True):
         with pytest.raises(ValueError, match="attention_scale"):
             arc.ARC(attention_scale=bad)
 

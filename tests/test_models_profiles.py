@@ -114,8 +114,9 @@ def test_a_time_cap_comes_from_the_environment_and_is_announced(monkeypatch, cap
             profiles.setup("00-test", "Test", quiet=True)
     monkeypatch.setenv("CAB420_ARC_SECONDS", "")
     assert profiles.setup("00-test", "Test", quiet=True).arc_seconds is None
-    with pytest.raises(ValueError, match="arc_seconds"):
-        profiles.setup("00-test", "Test", quiet=True, arc_seconds=0)
+    for bad in (0, True):
+        with pytest.raises(ValueError, match="arc_seconds"):
+            profiles.setup("00-test", "Test", quiet=True, arc_seconds=bad)
 
 
 def test_budget_is_the_profiles_own_outside_a_rehearsal(monkeypatch):
