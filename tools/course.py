@@ -20,9 +20,12 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
+import threading
+import time
 import venv
 from pathlib import Path
 
@@ -154,20 +157,123 @@ def notebook_folders() -> list[str]:
     return [str(ROOT / d) for d in ("notebooks", "solutions", "exercises") if any((ROOT / d).glob("*.ipynb"))]
 
 
+# On two or more cores the test command runs two pytest processes side by side ("lanes"): a notebook keeps
+# only about 1.3 cores busy, so two at once take about a sixth less time on the 2-core CI machines than one
+# after the other (docs/timings.md).  Lane 1 holds the unit tests and the notebooks named here, chosen so the
+# lanes take about the same time; lane 2 every other notebook in order, then the solutions and the student
+# copies.  So notebook 08 runs before notebook 09 and the 08/09 exercises, which load the ARC it saves, in
+# the same lane, and a notebook added later is never left out.  CAB420_TEST_LANES=1 runs one process.
+LANE_ONE_NOTEBOOKS = ("01-", "03-", "04-", "05-", "06-")
+
+
+def lane_paths(lanes: int) -> list[list[str]]:
+    """The paths each pytest process of the test command is given, in order."""
+    if lanes < 2:
+        return [[str(ROOT / "tests"), *notebook_folders()]]
+    notebooks = sorted((ROOT / "notebooks").glob("*.ipynb"))
+    first = [str(path) for path in notebooks if path.name.startswith(LANE_ONE_NOTEBOOKS)]
+    second = [str(path) for path in notebooks if str(path) not in first]
+    second += [folder for folder in notebook_folders() if Path(folder).name != "notebooks"]
+    return [[str(ROOT / "tests"), *first], second]
+
+
+def named_paths(extra_args: list[str]) -> list[str]:
+    """The test files, folders or notebooks (``path::test`` too) among the arguments after ``test``."""
+    return [arg for arg in extra_args if not arg.startswith("-") and Path(arg.split("::")[0]).exists()]
+
+
+def lane_count(env: dict, extra_args: list[str]) -> int:
+    """Two lanes on two or more cores; one where CAB420_TEST_LANES=1 says so, on one core, or where the
+    extra arguments name test files or folders of their own (those alone run, in one process, as given)."""
+    wanted = env.get("CAB420_TEST_LANES", "").strip()
+    if wanted and wanted not in ("1", "2"):
+        raise SystemExit(f"CAB420_TEST_LANES must be 1 or 2, not {wanted!r}")
+    if wanted == "1" or named_paths(extra_args) or (os.cpu_count() or 1) < 2:
+        return 1
+    return 2
+
+
+# pytest's closing line, e.g. "===== 2 failed, 300 passed, 1 skipped, 4 warnings in 81.20s (0:01:21) ====="
+PYTEST_SUMMARY = re.compile(r"^=+ (.*\b(?:passed|failed|skipped|errors?|no tests ran)\b.*) in [\d.]+s\b")
+PYTEST_COUNT = re.compile(r"(\d+) (passed|failed|skipped|errors?|xfailed|xpassed|deselected|warnings?)\b")
+
+
+def pytest_counts(line: str) -> dict[str, int] | None:
+    """The counts in pytest's closing line ("error" and "errors" both as "error"), or None for another line."""
+    summary = PYTEST_SUMMARY.match(line.strip())
+    if summary is None:
+        return None
+    return {word.rstrip("s") if word.startswith("error") else word: int(n)
+            for n, word in PYTEST_COUNT.findall(summary.group(1))}
+
+
+def closing_line(counts: list[dict[str, int] | None]) -> str:
+    """One plain line for the lanes together, "total: N passed, N failed[, N skipped]" (errors count as
+    failures; a lane that printed no closing line, a crash, counts one failure so the total never looks clean)."""
+    crashed = sum(c is None for c in counts)
+    counts = [c for c in counts if c is not None]
+    passed, skipped = (sum(c.get(word, 0) for c in counts) for word in ("passed", "skipped"))
+    failed = crashed + sum(c.get("failed", 0) + c.get("error", 0) for c in counts)
+    return f"total: {passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else "")
+
+
+def _run_side_by_side(commands: list[list[str]], env: dict) -> list[tuple[int, float, dict | None]]:
+    """Run the commands at once, each line of their output prefixed with its lane; (rc, seconds, the counts
+    of pytest's closing line or None) each."""
+    lock, started = threading.Lock(), time.monotonic()
+    finished: list[float] = [0.0] * len(commands)
+    counts: list[dict | None] = [None] * len(commands)
+    processes = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  text=True, errors="replace") for command in commands]
+
+    def pump(k: int, process: subprocess.Popen) -> None:
+        for line in process.stdout:
+            counts[k] = pytest_counts(line) or counts[k]
+            with lock:
+                sys.stdout.write(f"[lane {k + 1}] {line}")
+                sys.stdout.flush()
+        process.wait()
+        finished[k] = time.monotonic() - started
+
+    threads = [threading.Thread(target=pump, args=(k, process)) for k, process in enumerate(processes)]
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            thread.join()
+    except KeyboardInterrupt:
+        for process in processes:
+            process.terminate()
+        raise
+    return [(process.returncode, seconds, count) for process, seconds, count in zip(processes, finished, counts)]
+
+
 def run_tests(python: Path, extra_args: list[str]) -> int:
     env = course_env("fast", ROOT / "build" / "test")
     browser = ensure_chromium()
     if browser:
         env[BROWSER_VARIABLE] = browser
-    print(f"Testing with CAB420_PROFILE={env['CAB420_PROFILE']}, CAB420_DATA={env.get('CAB420_DATA', '(unset)')}",
-          flush=True)
-    command = [str(python), "-m", "pytest", str(ROOT / "tests"), *notebook_folders(),
-               "--nbval-lax", "--nbval-cell-timeout=3600", *extra_args]
-    rc = subprocess.run(command, cwd=ROOT, env=env).returncode
-    if rc == 5:  # pytest: "no tests were collected" — never a pass
+    # `test tests/test_losses.py -k margin` runs what it names; a bare `test` runs everything
+    lanes = [[]] if named_paths(extra_args) else lane_paths(lane_count(env, extra_args))
+    print(f"Testing with CAB420_PROFILE={env['CAB420_PROFILE']}, CAB420_DATA={env.get('CAB420_DATA', '(unset)')}"
+          + (f", in {len(lanes)} pytest processes side by side (CAB420_TEST_LANES=1 for one)" if len(lanes) > 1
+             else ""), flush=True)
+    command = [str(python), "-m", "pytest", "--nbval-lax", "--nbval-cell-timeout=3600", *extra_args]
+    if len(lanes) == 1:
+        codes = [subprocess.run([*command, *lanes[0]], cwd=ROOT, env=env).returncode]
+    else:   # each lane its own pytest cache, so the two never write one file at once
+        outcomes = _run_side_by_side([[*command, "-o", f"cache_dir=.pytest_cache/lane{k + 1}", *paths]
+                                      for k, paths in enumerate(lanes)], env)
+        for k, (paths, (rc, seconds, _)) in enumerate(zip(lanes, outcomes)):
+            names = ", ".join(Path(path).name for path in paths)
+            verdict = "passed" if rc == 0 else f"FAILED (pytest's exit status {rc})"
+            print(f"lane {k + 1}: {verdict} in {seconds / 60:.1f} min: {names}", flush=True)
+        print(closing_line([count for _, _, count in outcomes]), flush=True)
+        codes = [rc for rc, _, _ in outcomes]
+    if 5 in codes:  # pytest: "no tests were collected" — never a pass
         print("pytest collected no tests: check that tests/ and notebooks/ exist in this checkout.", file=sys.stderr)
         return 1
-    return rc
+    return next((rc for rc in codes if rc != 0), 0)
 
 
 def run_rehearsal(python: Path, extra_args: list[str]) -> int:
