@@ -261,8 +261,9 @@ def run_tests(python: Path, extra_args: list[str]) -> int:
     command = [str(python), "-m", "pytest", "--nbval-lax", "--nbval-cell-timeout=3600", *extra_args]
     if len(lanes) == 1:
         codes = [subprocess.run([*command, *lanes[0]], cwd=ROOT, env=env).returncode]
-    else:   # each lane its own pytest cache, so the two never write one file at once
-        outcomes = _run_side_by_side([[*command, "-o", f"cache_dir=.pytest_cache/lane{k + 1}", *paths]
+    else:   # a line for each test (pytest's dots would reach the screen only at the end of a notebook's
+        # line), and each lane its own pytest cache, so the two never write one file at once
+        outcomes = _run_side_by_side([[*command, "-v", "-o", f"cache_dir=.pytest_cache/lane{k + 1}", *paths]
                                       for k, paths in enumerate(lanes)], env)
         for k, (paths, (rc, seconds, _)) in enumerate(zip(lanes, outcomes)):
             names = ", ".join(Path(path).name for path in paths)
