@@ -1,5 +1,4 @@
 """Hidden tests of Exercise 6.1, `patch_pairs(images, patch_size, rng) -> (first, second)`."""
-import time
 
 import numpy as np
 
@@ -84,9 +83,13 @@ def test_keeps_dtype(student):
 
 
 def test_vectorised(student):
-    """100,000 images within 4 s"""
+    """100,000 images within 4 s, or 10 times the course's own time on a slow machine"""
+    from cab420utils import contrasting
+    from cab420utils.grading import speed
+
     images = np.zeros((100_000, 28, 28, 1), np.float32)
-    start = time.perf_counter()
-    cut(student, images, 12)
-    seconds = time.perf_counter() - start
-    assert seconds < 4.0, f"100,000 images took {seconds:.1f} s"
+    timing = speed.time_against_course(lambda x, p: cut(student, x, p),
+                                       lambda x, p: contrasting.sample_patch_pairs(x, p, np.random.default_rng(0),
+                                                                                   flip=False),
+                                       lambda: (images, 12), budget=4.0)
+    assert not timing.too_slow, timing.describe("100,000 images")
