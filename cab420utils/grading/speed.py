@@ -11,12 +11,13 @@ operating system handing over fresh memory).
 """
 from __future__ import annotations
 
-from time import perf_counter
 from dataclasses import dataclass
+from time import perf_counter
 from typing import Callable
 
 TIMES_THE_COURSE = 10   # an answer may take this many times the course's own function, here and now
 RETRY_WITHIN = 3        # a time over the limit but within this many limits is measured once more
+ON_A_SLOW_MACHINE = f"on a slow machine, {TIMES_THE_COURSE} times the course's own time"   # for checks' names
 
 
 def seconds_taken(function: Callable, *args):
@@ -50,7 +51,8 @@ def time_against_course(answer: Callable, course: Callable, arguments: Callable[
                         budget: float) -> Timing:
     """Time ``answer`` and the course's function on fresh ``arguments()`` each (so a random generator among
     them starts afresh for each), and say whether the answer kept to ``max(budget, TIMES_THE_COURSE x the
-    course's time)``; the Timing holds what the answer returned.  An answer that raises is not caught: its error is what the check reports."""
+    course's time)``; the Timing holds what the answer returned.  An answer that raises is not caught: its
+    error is what the check reports."""
     if not budget > 0:
         raise ValueError(f"the budget must be a number of seconds above 0, got {budget!r}")
     _, course_seconds = seconds_taken(course, *arguments())
