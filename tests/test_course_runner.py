@@ -77,13 +77,14 @@ def test_the_two_lanes_hold_every_test_file_once_with_08_before_its_readers():
 
 def test_one_lane_when_asked_on_one_core_or_for_named_files(monkeypatch):
     monkeypatch.setattr(course.os, "cpu_count", lambda: 2)
-    assert course.lane_count({}, ["--durations=60", "-k", "loss"]) == 2
-    assert course.lane_count({"CAB420_TEST_LANES": "1"}, []) == 1
-    assert course.lane_count({}, [str(course.ROOT / "tests" / "test_losses.py") + "::test_contrastive"]) == 1
+    assert course.pytest_lanes({}, ["--durations=60", "-k", "loss"]) == course.lane_paths(2)
+    assert course.pytest_lanes({"CAB420_TEST_LANES": "1"}, []) == course.lane_paths(1)
+    # named files run alone: pytest finds them among the arguments, the lane adds nothing
+    assert course.pytest_lanes({}, [str(course.ROOT / "tests" / "test_losses.py") + "::test_contrastive"]) == [[]]
     monkeypatch.setattr(course.os, "cpu_count", lambda: 1)
-    assert course.lane_count({}, []) == 1
+    assert course.pytest_lanes({}, []) == course.lane_paths(1)
     try:
-        course.lane_count({"CAB420_TEST_LANES": "3"}, [])
+        course.pytest_lanes({"CAB420_TEST_LANES": "3"}, [])
     except SystemExit as stop:
         assert "CAB420_TEST_LANES must be 1 or 2" in str(stop)
     else:

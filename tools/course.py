@@ -182,15 +182,16 @@ def named_paths(extra_args: list[str]) -> list[str]:
     return [arg for arg in extra_args if not arg.startswith("-") and Path(arg.split("::")[0]).exists()]
 
 
-def lane_count(env: dict, extra_args: list[str]) -> int:
-    """Two lanes on two or more cores; one where CAB420_TEST_LANES=1 says so, on one core, or where the
-    extra arguments name test files or folders of their own (those alone run, in one process, as given)."""
+def pytest_lanes(env: dict, extra_args: list[str]) -> list[list[str]]:
+    """The paths each pytest process of the test command is given: one process with no paths of its own where
+    the extra arguments name test files or folders (those alone run, as given); one with everything where
+    CAB420_TEST_LANES=1 says so or there is one core; else two lanes (:func:`lane_paths`)."""
     wanted = env.get("CAB420_TEST_LANES", "").strip()
     if wanted and wanted not in ("1", "2"):
         raise SystemExit(f"CAB420_TEST_LANES must be 1 or 2, not {wanted!r}")
-    if wanted == "1" or named_paths(extra_args) or (os.cpu_count() or 1) < 2:
-        return 1
-    return 2
+    if named_paths(extra_args):
+        return [[]]
+    return lane_paths(1 if wanted == "1" or (os.cpu_count() or 1) < 2 else 2)
 
 
 # pytest's closing line, e.g. "===== 2 failed, 300 passed, 1 skipped, 4 warnings in 81.20s (0:01:21) ====="
@@ -254,7 +255,7 @@ def run_tests(python: Path, extra_args: list[str]) -> int:
     if browser:
         env[BROWSER_VARIABLE] = browser
     # `test tests/test_losses.py -k margin` runs what it names; a bare `test` runs everything
-    lanes = [[]] if named_paths(extra_args) else lane_paths(lane_count(env, extra_args))
+    lanes = pytest_lanes(env, extra_args)
     print(f"Testing with CAB420_PROFILE={env['CAB420_PROFILE']}, CAB420_DATA={env.get('CAB420_DATA', '(unset)')}"
           + (f", in {len(lanes)} pytest processes side by side (CAB420_TEST_LANES=1 for one)" if len(lanes) > 1
              else ""), flush=True)
