@@ -87,10 +87,9 @@ def residual_model(training_features, units: int = 32, dropout: float = 0.2) -> 
     return keras.Model(inputs, layers.Add()([naive, correction(inputs)]))
 
 
-def train_and_score(model_kind: str, train_x, train_y, judged: dict, seed: int, epochs: int = NOTEBOOK["epochs"]):
-    """Train one context model as notebook 09 does; ``judged``: name ->
-    ``(features, answers)``.  Returns name -> (context right, naive right), boolean
-    arrays over the trials."""
+def train_context(model_kind: str, train_x, train_y, seed: int, epochs: int = NOTEBOOK["epochs"]) -> keras.Model:
+    """One context model (``"context"``: notebook 09's; ``"residual"``), trained as
+    notebook 09 trains it on ``(trials, ways, features)`` and the answers."""
     keras.utils.set_random_seed(seed)
     build = residual_model if model_kind == "residual" else context.context_model
     model = build(train_x, units=NOTEBOOK["units"], dropout=NOTEBOOK["dropout"])
@@ -101,6 +100,14 @@ def train_and_score(model_kind: str, train_x, train_y, judged: dict, seed: int, 
     for _ in range(epochs):
         x, y = context.shuffle_candidates(train_x, train_y, rng)
         model.fit(x, y, batch_size=NOTEBOOK["batch"], epochs=1, verbose=0)
+    return model
+
+
+def train_and_score(model_kind: str, train_x, train_y, judged: dict, seed: int, epochs: int = NOTEBOOK["epochs"]):
+    """Train one context model as notebook 09 does; ``judged``: name ->
+    ``(features, answers)``.  Returns name -> (context right, naive right), boolean
+    arrays over the trials."""
+    model = train_context(model_kind, train_x, train_y, seed, epochs)
     return {name: (model.predict(x, verbose=0).argmax(-1) == y, x[..., -1].argmax(-1) == y)
             for name, (x, y) in judged.items()}
 

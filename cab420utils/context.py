@@ -14,7 +14,9 @@ the N scores is the decision.
 :func:`pair_encodings` runs the ARC over them; :func:`context_features` puts
 each candidate's encoding and naive score together; :func:`context_model` is
 the bidirectional-LSTM scorer; :func:`shuffle_candidates` re-orders candidates
-for training.
+for training.  To train the comparator *through* the decision, as Shyam et al.
+do, :func:`one_shot_trials` draws single trials and :class:`EpisodeScorer` scores
+a trial's candidates in one differentiable call (naive, or with a context model).
 """
 from __future__ import annotations
 
@@ -144,6 +146,64 @@ def shuffle_candidates(encodings, answers, rng: np.random.Generator):
     shuffled = np.take_along_axis(encodings, order[:, :, None], axis=1)
     new_answers = np.argmax(order == np.asarray(answers)[:, None], axis=1)
     return shuffled, new_answers
+
+
+def one_shot_trials(images, n_trials: int, rng: np.random.Generator, ways: int = 20, span: int | None = None):
+    """Draw ``n_trials`` one-shot trials from ``images`` (characters, drawers, N, N):
+    one test image each, its ``ways`` candidates and the right one's position.
+
+    Each trial is one test of an episode from :func:`one_shot_episodes`, picked at
+    random, so the right candidate's position is random too.  Returns ``(tests,
+    candidates, answers)`` shaped ``(n_trials, N, N)``, ``(n_trials, ways, N, N)``
+    and ``(n_trials,)`` (the input of :class:`EpisodeScorer`).  Vectorised.
+    """
+    images = np.asarray(images)
+    if images.ndim != 4:
+        raise ValueError(f"images must be (characters, drawers, N, N); got shape {images.shape}")
+    characters, candidate_drawers, test_drawers = one_shot_episodes(
+        images.shape[0], images.shape[1], n_trials, rng, ways=ways, span=span)
+    answers = rng.integers(0, ways, n_trials)
+    rows = np.arange(n_trials)
+    tests = images[characters[rows, answers], test_drawers[rows, answers]]
+    return tests, images[characters, candidate_drawers], answers
+
+
+class EpisodeScorer(keras.Model):
+    """A trial's 20 candidate scores in one call, differentiable end to end.
+
+    ``call([tests, candidates])``: ``(batch, N, N)`` test images and ``(batch,
+    ways, N, N)`` candidates in, ``(batch, ways)`` logits out (softmax over the
+    candidates = the decision).  ``comparator`` (an :class:`~cab420utils.arc.ARC`)
+    compares the test image with every candidate in both orders, as
+    :func:`pair_encodings` does.  Without ``context`` the logits are the naive
+    scores (the mean of the two orders' same-logits); with a ``context`` model
+    (:func:`context_model`) they are its scores of :func:`context_features`.  So a
+    gradient step on a 20-way cross-entropy trains the comparator through the
+    decision — with the naive rule, or jointly with the context model.
+    """
+
+    def __init__(self, comparator, context=None, **kwargs):
+        super().__init__(**kwargs)
+        self.comparator = comparator
+        self.context = context
+
+    def call(self, inputs, training: bool = False):
+        tests, candidates = inputs
+        tests, candidates = ops.cast(tests, "float32"), ops.cast(candidates, "float32")
+        if len(tests.shape) != 3 or len(candidates.shape) != 4 or tuple(tests.shape[1:]) != tuple(candidates.shape[2:]):
+            raise ValueError("EpisodeScorer takes tests (batch, N, N) and candidates (batch, ways, N, N); "
+                             f"got {tuple(tests.shape)} and {tuple(candidates.shape)}")
+        n, ways, size = ops.shape(candidates)[0], candidates.shape[1], candidates.shape[2]
+        flat_candidates = ops.reshape(candidates, (-1, size, size))
+        flat_tests = ops.reshape(ops.repeat(tests[:, None], ways, axis=1), (-1, size, size))
+        encodings = [self.comparator.encode(x, y, training=training)
+                     for x, y in ((flat_tests, flat_candidates), (flat_candidates, flat_tests))]
+        scores = (self.comparator.head(encodings[0], training=training)
+                  + self.comparator.head(encodings[1], training=training))[:, 0] / 2
+        if self.context is None:
+            return ops.reshape(scores, (n, ways))
+        features = ops.concatenate([*encodings, scores[:, None]], axis=-1)
+        return self.context(ops.reshape(features, (n, ways, -1)), training=training)
 
 
 def decide(scores):

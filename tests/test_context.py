@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from cab420utils import arc, context, metrics
+from cab420utils import arc, context, metrics, training
 
 
 def test_episodes_are_distinct_characters_within_a_span_with_other_drawers_for_the_tests():
@@ -113,6 +113,52 @@ def test_the_context_model_learns_a_decision_that_needs_the_other_candidates():
     assert accuracy > 0.8, accuracy
     with pytest.raises(ValueError, match="trials, ways, features"):
         context.context_model(features[..., 0])
+
+
+def test_one_shot_trials_show_the_answer_by_another_drawer_and_repeat_with_the_seed():
+    # each image holds its character and drawer, so what a trial shows can be read back
+    characters, drawers = np.meshgrid(np.arange(60), np.arange(5), indexing="ij")
+    images = np.stack([characters, drawers], -1)[..., None].repeat(2, -1).astype(np.float32)   # (60, 5, 2, 2)
+    tests, candidates, answers = context.one_shot_trials(images, 400, np.random.default_rng(7), ways=6, span=12)
+    assert tests.shape == (400, 2, 2) and candidates.shape == (400, 6, 2, 2) and answers.shape == (400,)
+    right = candidates[np.arange(400), answers]
+    assert (right[:, 0, 0] == tests[:, 0, 0]).all()                 # the answer shows the test's character ...
+    assert (right[:, 1, 0] != tests[:, 1, 0]).all()                 # ... drawn by someone else
+    assert all(len(set(row)) == 6 for row in candidates[:, :, 0, 0])  # six different characters a trial
+    assert np.bincount(answers, minlength=6).min() > 40             # the answer's position is spread out
+    again = context.one_shot_trials(images, 400, np.random.default_rng(7), ways=6, span=12)
+    assert all((x == y).all() for x, y in zip((tests, candidates, answers), again))
+    with pytest.raises(ValueError, match="characters, drawers, N, N"):
+        context.one_shot_trials(images[0], 4, np.random.default_rng(0))
+
+
+def test_episode_scorer_matches_the_frozen_pipeline_and_trains_the_comparator_through_the_decision(model):
+    comparator = arc.ARC.from_config(model.get_config())     # a copy: this test trains it
+    comparator([np.zeros((1, 12, 12), np.float32)] * 2)
+    comparator.set_weights(model.get_weights())
+    rng = np.random.default_rng(8)
+    tests, candidates = rng.random((3, 12, 12), np.float32), rng.random((3, 5, 12, 12), np.float32)
+    encodings, scores = context.pair_encodings(comparator, tests[:, None], candidates)     # one test per episode
+    naive = context.EpisodeScorer(comparator)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(naive([tests, candidates])), scores[:, 0],
+                               rtol=1e-4, atol=1e-5)
+    features = context.context_features(encodings, scores)
+    keras.utils.set_random_seed(1)
+    scorer = context.context_model(features, units=4, dropout=0.0)
+    joint = context.EpisodeScorer(comparator, scorer)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(joint([tests, candidates])),
+                               keras.ops.convert_to_numpy(scorer(features)), rtol=1e-4, atol=1e-5)
+    # one step of a 20-way (here 5-way) cross-entropy moves the comparator's weights and the context model's
+    watched = (comparator.cell.weights[0], scorer.get_layer("score").kernel)
+    before = [keras.ops.convert_to_numpy(w).copy() for w in watched]
+    cross_entropy = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    step = training.gradient_step(joint, keras.optimizers.Adam(0.01),
+                                  lambda t, c, y: cross_entropy(y, joint([t, c], training=True)))
+    step(tests, candidates, np.array([0, 3, 4]))
+    after = [keras.ops.convert_to_numpy(w) for w in watched]
+    assert all(np.abs(a - b).max() > 1e-6 for a, b in zip(after, before))
+    with pytest.raises(ValueError, match="candidates"):
+        naive([tests, candidates[0]])
 
 
 def test_sign_test_matches_hand_counts():
