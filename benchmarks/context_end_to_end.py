@@ -44,6 +44,7 @@ import numpy as np  # noqa: E402
 
 from cab420utils import arc, context, data, metrics, results, training  # noqa: E402
 from context_variants import NOTEBOOK, train_context  # noqa: E402 - notebook 09's settings and its training
+
 FINE_TUNING = dict(steps=1500, trials=4, learning_rate=3e-4, clipnorm=1.0)   # 6,000 trials, 240,000 comparisons
 
 
