@@ -42,8 +42,8 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).res
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from cab420utils import arc, context, data, metrics, results, training  # noqa: E402
-from context_variants import NOTEBOOK, train_context  # noqa: E402 - notebook 09's settings and its training
+from cab420utils import context, data, metrics, results, training  # noqa: E402
+from context_variants import NOTEBOOK, comparator_and_characters, draw_episodes, train_context  # noqa: E402
 
 FINE_TUNING = dict(steps=1500, trials=4, learning_rate=3e-4, clipnorm=1.0)   # 6,000 trials, 240,000 comparisons
 
@@ -134,18 +134,11 @@ def main(argv=None) -> int:
                         help="a smoke run: a 100-step stand-in ARC, 5 episodes, 10 fine-tuning steps, one seed")
     args = parser.parse_args(argv)
     start = time.time()
-    settings = arc.comparator_settings("fast")
-    frozen, where_from = arc.trained_comparator(settings, args.seed, quick_steps=100 if args.quick else None)
-    print(where_from, flush=True)
-    background = data.load_omniglot_background(size=settings["image_size"])[0].images
-    held = settings["validation_characters"]
-    train_images, held_images = background[:-held], background[-held:]
+    frozen, where_from, image_size, train_images, held_images = comparator_and_characters(args.seed, args.quick)
     rng = lambda offset: np.random.default_rng([args.seed, offset])   # noqa: E731 - notebook 09's streams
-    episodes = lambda images, n, offset: context.episode_pairs(images, context.one_shot_episodes(  # noqa: E731
-        len(images), images.shape[1], n, rng(offset), ways=NOTEBOOK["ways"], span=NOTEBOOK["span"]))
-    judged = {"held out": episodes(held_images, 4 if args.quick else 160, 98),
-              "Lake": context.lake_pairs(data.load_lake_runs(size=settings["image_size"]))}
-    tests, candidates, answers = episodes(train_images, 5 if args.quick else NOTEBOOK["episodes"], 10)
+    judged = {"held out": draw_episodes(held_images, 4 if args.quick else 160, rng(98)),
+              "Lake": context.lake_pairs(data.load_lake_runs(size=image_size))}
+    tests, candidates, answers = draw_episodes(train_images, 5 if args.quick else NOTEBOOK["episodes"], rng(10))
     train_features = context.context_features(*context.pair_encodings(frozen, tests, candidates))
     steps = 10 if args.quick else args.steps
     seeds, epochs = ([args.seed], 1) if args.quick else ([args.seed, args.seed + 1], NOTEBOOK["epochs"])
@@ -157,11 +150,11 @@ def main(argv=None) -> int:
             outcome["frozen: naive"][name], outcome["frozen: context"][name] = naive, chosen
         print(f"seed {seed}: frozen pipeline judged ({time.time() - start:.0f} s)", flush=True)
         tuning = dict(FINE_TUNING, steps=steps, learning_rate=args.learning_rate)
-        naive_arc = copy_comparator(frozen, settings["image_size"])
+        naive_arc = copy_comparator(frozen, image_size)
         fine_tune(context.EpisodeScorer(naive_arc), train_images, seed, **tuning)
         outcome["naive, fine-tuned"] = {k: n for k, (n, _) in decisions(naive_arc, judged).items()}
         print(f"seed {seed}: naive arm fine-tuned and judged ({time.time() - start:.0f} s)", flush=True)
-        joint_arc = copy_comparator(frozen, settings["image_size"])
+        joint_arc = copy_comparator(frozen, image_size)
         fine_tune(context.EpisodeScorer(joint_arc, scorer), train_images, seed, **tuning)
         judged_joint = decisions(joint_arc, judged, scorer)
         outcome["context, end to end"] = {k: c for k, (_, c) in judged_joint.items()}

@@ -134,9 +134,26 @@ def print_table(table: dict) -> None:
               f"{row['held out: won']:>5} / {row['held out: lost']:<4} {row['sign test p']:>6.3f}")
 
 
+def comparator_and_characters(seed: int, quick: bool):
+    """Notebook 08's ARC (a 100-step stand-in when ``quick``), where it came from, its
+    image size, and the background set's training and held-out characters, split as
+    notebooks 08 and 09 split them."""
+    settings = arc.comparator_settings("fast")
+    model, where_from = arc.trained_comparator(settings, seed, quick_steps=100 if quick else None)
+    print(where_from, flush=True)
+    background = data.load_omniglot_background(size=settings["image_size"])[0].images
+    held = settings["validation_characters"]
+    return model, where_from, settings["image_size"], background[:-held], background[-held:]
+
+
+def draw_episodes(images, n_episodes, rng):
+    """``(tests, candidates, answers)`` of ``n_episodes`` episodes, drawn as notebook 09 draws them."""
+    return context.episode_pairs(images, context.one_shot_episodes(
+        len(images), images.shape[1], n_episodes, rng, ways=NOTEBOOK["ways"], span=NOTEBOOK["span"]))
+
+
 def encode(model, images, n_episodes, rng):
-    tests, candidates, answers = context.episode_pairs(images, context.one_shot_episodes(
-        len(images), 20, n_episodes, rng, ways=NOTEBOOK["ways"], span=NOTEBOOK["span"]))
+    tests, candidates, answers = draw_episodes(images, n_episodes, rng)
     return (*context.pair_encodings(model, tests, candidates), answers.reshape(-1))
 
 
@@ -147,16 +164,11 @@ def main(argv=None) -> int:
                         help="a smoke run: a 100-step stand-in ARC, 5 episodes, one pass, one seed")
     args = parser.parse_args(argv)
     start = time.time()
-    settings = arc.comparator_settings("fast")
-    model, where_from = arc.trained_comparator(settings, args.seed, quick_steps=100 if args.quick else None)
-    print(where_from, flush=True)
-    background = data.load_omniglot_background(size=settings["image_size"])[0].images
-    held = settings["validation_characters"]
-    train_images, held_images = background[:-held], background[-held:]
+    model, where_from, image_size, train_images, held_images = comparator_and_characters(args.seed, args.quick)
     episodes = 5 if args.quick else NOTEBOOK["episodes"]
     rng = lambda offset: np.random.default_rng([args.seed, offset])   # noqa: E731 - the notebook's streams
     train = [encode(model, train_images, episodes, rng(10)), encode(model, train_images, 2 * episodes, rng(99))]
-    lake_tests, lake_candidates, lake_answers = context.lake_pairs(data.load_lake_runs(size=settings["image_size"]))
+    lake_tests, lake_candidates, lake_answers = context.lake_pairs(data.load_lake_runs(size=image_size))
     judged = {"held out": encode(model, held_images, 4 if args.quick else 160, rng(98)),
               "Lake": (*context.pair_encodings(model, lake_tests, lake_candidates), lake_answers.reshape(-1))}
     print(f"encoded in {time.time() - start:.0f} s", flush=True)
