@@ -253,3 +253,64 @@ def test_the_results_say_when_an_arc_training_had_a_time_cap():
     capped = render_course.result_rows([dict(record, arc_seconds=140)])
     assert {row["profile"] for row in capped} == {"full (ARC time cap 140 s)"}
     assert render_course.result_rows([dict(record, arc_seconds=None)])[0]["profile"] == "full"
+
+
+# ---------------------------------------------------------------- the syllabus's time in each profile
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+TIMES_HEADER = "notebook,profile,device,seconds,measured,note\n"
+
+
+def test_the_course_s_measured_times_cover_every_notebook_and_no_other():
+    """docs/notebook_times.csv, which the syllabus reads: every course notebook has its fast-profile
+    time, and every row names a notebook that exists (a renamed notebook would lose its times)."""
+    times = render_course.measured_times()
+    stems = {p.stem for p in NOTEBOOKS.glob("*.ipynb")}
+    assert len(stems) == 9
+    assert set(times) == stems
+    assert all("fast" in by_profile for by_profile in times.values())
+    assert all(row["device"] and row["measured"] for by_profile in times.values() for row in by_profile.values())
+
+
+def test_measured_times_read_and_shown(tmp_path):
+    table = tmp_path / "times.csv"
+    table.write_text(TIMES_HEADER + "01-a,fast,2-core CPU,44,2026-12-01,x\n01-a,full,NVIDIA H100,3725,,y\n"
+                     "02-b,fast,2-core CPU,61.5,2026-12-01,\n")
+    times = render_course.measured_times(table)
+    assert times["01-a"]["full"]["seconds"] == 3725.0 and times["02-b"]["fast"]["note"] == ""
+    assert render_course.profile_times_line(times["01-a"]) == \
+        "fast 0m 44s (2-core CPU, 2026-12-01) · full 1h 02m 05s (NVIDIA H100)"
+    assert render_course.profile_times_line(times["02-b"]) == "fast 1m 02s (2-core CPU, 2026-12-01) · full: not measured"
+    assert render_course.measured_times(tmp_path / "absent.csv") == {}   # no table: this run's times only
+
+    runs = [{"stem": "01-a", "title": "A", "ok": True, "seconds": 50, "error": None, "html": None},
+            {"stem": "02-b", "title": "02 · B from its heading", "ok": None, "seconds": None, "error": None,
+             "html": None},
+            {"stem": "03-c", "title": "C", "ok": None, "seconds": None, "error": None, "html": None}]
+    index = render_course.write_index(tmp_path / "site", [], runs, times).read_text()
+    syllabus = index.split('<ol class="syllabus">')[1].split("</ol>")[0]
+    items = syllabus.split("<li>")[1:]
+    assert "measured: fast 0m 44s (2-core CPU, 2026-12-01) · full 1h 02m 05s (NVIDIA H100)" in items[0]
+    assert "full: not measured" in items[1]
+    assert "measured:" not in items[2]   # a notebook the table does not know
+    assert "02. B from its heading" in items[1] and "02. 02" not in items[1]   # the number once
+    assert "1 of 3 notebook(s) run, 0 failed" in index
+    assert "its time in each profile" in index
+    plain = render_course.write_index(tmp_path / "plain", [], runs).read_text()
+    assert "measured:" not in plain and "its time in each profile" not in plain
+
+
+@pytest.mark.parametrize("rows, complaint", [
+    ("notebook,profile,device,seconds\n01-a,fast,CPU,4\n", "measured, note missing"),
+    (TIMES_HEADER + "01-a,quick,CPU,4,,\n", "profile 'quick' is not one of fast, full"),
+    (TIMES_HEADER + "01-a,fast,CPU,four,,\n", "seconds 'four' is not a number"),
+    (TIMES_HEADER + "01-a,fast,CPU,0,,\n", "seconds must be above 0 and finite, not 0"),
+    (TIMES_HEADER + "01-a,fast,CPU,inf,,\n", "seconds must be above 0 and finite, not inf"),
+    (TIMES_HEADER + "01-a,fast,,4,,\n", "names its notebook and the device"),
+    (TIMES_HEADER + "01-a,fast,CPU,4,,\n01-a,fast,CPU,5,,\n", "line 3: a second fast time for 01-a"),
+])
+def test_a_malformed_times_table_says_where_and_what(tmp_path, rows, complaint):
+    table = tmp_path / "times.csv"
+    table.write_text(rows)
+    with pytest.raises(ValueError, match="times.csv") as caught:
+        render_course.measured_times(table)
+    assert complaint in str(caught.value)

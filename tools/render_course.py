@@ -13,7 +13,8 @@ patterns, if given):
    ``build/executed/<stem>.ipynb``;
 2. render that copy to ``build/site/<stem>.html`` (images embedded).
 
-Then write ``build/site/index.html`` (syllabus; the headlines — each notebook's key
+Then write ``build/site/index.html`` (syllabus, with each notebook's measured time in
+each profile from ``docs/notebook_times.csv``; the headlines — each notebook's key
 result against what it is compared with, as a table and ``headlines.png``; every
 metric as a table and ``results.png``), ``results.csv`` and ``results.json`` from
 ``build/results/*.json``, check that every link and image in the site resolves,
@@ -56,6 +57,11 @@ from urllib.parse import quote, unquote, urlsplit
 import nbformat
 
 PAGE_TITLE = "Comparing things with deep neural networks — CAB420 metric learning"
+# Each notebook's measured wall time in each profile, kept by hand as runs are measured (README: Profiles);
+# the syllabus shows it beside this run's own time, so a lecturer can plan a session from the index.
+MEASURED_TIMES = Path(__file__).resolve().parents[1] / "docs" / "notebook_times.csv"
+TIME_FIELDS = ("notebook", "profile", "device", "seconds", "measured", "note")
+PROFILES = ("fast", "full")
 COLUMNS = ["Notebook", "Metric", "Value", "Floor (asserted)", "Published / reference figure",
            "Profile", "Device", "Seconds"]
 RUN_KEY = "cab420"  # executed copies keep {ok, seconds, error, executed_at, unmet} under metadata[RUN_KEY]
@@ -530,13 +536,16 @@ def _duration(seconds) -> str:
         f"{seconds // 60}m {seconds % 60:02d}s"
 
 
-def write_index(site_dir, records, runs) -> Path:
+def write_index(site_dir, records, runs, times=None) -> Path:
     """Write ``index.html``, ``results.csv``, ``results.json`` and ``results.png`` into ``site_dir``.
 
     ``records``: the results JSON dicts.  ``runs``: one dict per notebook with
     ``stem``, ``title``, ``html`` (page file name or None), ``ok`` (True/False/None),
-    ``seconds``, ``error`` and ``executed_at`` (ISO time or None).
+    ``seconds``, ``error`` and ``executed_at`` (ISO time or None).  ``times``: the
+    measured times per profile (:func:`measured_times`), shown under each notebook
+    of the syllabus that the table knows.
     """
+    times = times or {}
     site_dir = Path(site_dir)
     site_dir.mkdir(parents=True, exist_ok=True)
     rows = result_rows(records)
@@ -566,12 +575,13 @@ def write_index(site_dir, records, runs) -> Path:
     ran = sorted(str(run["executed_at"]) for run in runs if run.get("executed_at"))
     when = (f"ran {ran[-1].replace('T', ' ')} · " if ran else "") + f"rendered {now.isoformat(sep=' ', timespec='seconds')}"
     failed = [run for run in runs if run.get("ok") is False]
+    ran_count = sum(run.get("ok") is not None for run in runs)
     rehearsal = ('<p class="failed">A rehearsal: the profile\'s settings with every training budget cut to a '
                  "sliver, to check that its code runs end to end. These numbers are not results.</p>"
                  if any(r.get("rehearsal") for r in records) else "")
     meta = (f"Profile: <b>{_e(_summary_values(records, 'profile'))}</b> · "
             f"device: <b>{_e(_summary_values(records, 'device'))}</b> · {_e(when)} · "
-            f"total time {_e(_duration(total))} · {len(runs)} notebook(s), {len(failed)} failed")
+            f"total time {_e(_duration(total))} · {ran_count} of {len(runs)} notebook(s) run, {len(failed)} failed")
 
     # syllabus
     items = []
@@ -579,6 +589,8 @@ def write_index(site_dir, records, runs) -> Path:
         stem = run["stem"]
         number = re.match(r"\d+", stem)
         title = (by_notebook.get(stem) or {}).get("title") or run.get("title") or stem
+        if number:   # a title taken from the heading may carry the number already ("04 · How big ...")
+            title = re.sub(rf"^{number.group(0)}\s*[·.:-]?\s*", "", title) or title
         label = f"{number.group(0)}. {title}" if number else title
         link = f'<a href="{_href(run["html"])}">{_e(label)}</a>' if run.get("html") else _e(label)
         if run.get("ok") is True:
@@ -589,8 +601,13 @@ def write_index(site_dir, records, runs) -> Path:
             status = '<span class="unknown">not run</span>'
         seconds = f" · {_duration(run['seconds'])}" if run.get("seconds") is not None else ""
         error = f'<span class="error">{_e(run["error"])}</span>' if run.get("error") else ""
-        items.append(f"<li>{link} <small>({_e(stem)}{_e(seconds)})</small> — {status}{error}</li>")
+        planned = (f'<br><small class="meta">measured: {_e(profile_times_line(times[stem]))}</small>'
+                   if stem in times else "")
+        items.append(f"<li>{link} <small>({_e(stem)}{_e(seconds)})</small> — {status}{error}{planned}</li>")
     syllabus = "\n".join(items) or "<li>No notebooks.</li>"
+    syllabus_note = ("<p>In brackets, this run's time. Under each notebook, its time in each profile when last "
+                     "measured, and on what (docs/notebook_times.csv): the fast profile is for a CPU, the full "
+                     "profile for a GPU.</p>\n" if any(run["stem"] in times for run in runs) else "")
 
     def notebook_link(stem: str) -> str:
         page = pages.get(stem)
@@ -655,7 +672,7 @@ def write_index(site_dir, records, runs) -> Path:
 <p class="meta">{meta}</p>
 {rehearsal}
 <h2>Syllabus</h2>
-<ol class="syllabus">
+{syllabus_note}<ol class="syllabus">
 {syllabus}
 </ol>
 {headline_section}
@@ -684,6 +701,50 @@ def first_heading(nb) -> str | None:
                 if match:
                     return match.group(1)
     return None
+
+
+def measured_times(path=MEASURED_TIMES) -> dict[str, dict[str, dict]]:
+    """``{notebook: {profile: row}}`` from the measured-times CSV (columns ``TIME_FIELDS``): each
+    notebook's wall time in each profile, the device it was measured on, when, and a note.  A missing
+    file gives ``{}`` (the syllabus then shows this run's times only); a malformed one raises
+    ``ValueError`` naming the file, the line and what is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    times: dict[str, dict[str, dict]] = {}
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in TIME_FIELDS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{path}: the header must name the columns {', '.join(TIME_FIELDS)}; "
+                             f"{', '.join(missing)} missing")
+        for row in reader:
+            where = f"{path}, line {reader.line_num}"
+            if row["profile"] not in PROFILES:
+                raise ValueError(f"{where}: profile {row['profile']!r} is not one of {', '.join(PROFILES)}")
+            try:
+                seconds = float(row["seconds"])
+            except (TypeError, ValueError):
+                raise ValueError(f"{where}: seconds {row['seconds']!r} is not a number") from None
+            if not 0 < seconds < float("inf"):
+                raise ValueError(f"{where}: seconds must be above 0 and finite, not {row['seconds']}")
+            if not row["notebook"] or not row["device"]:
+                raise ValueError(f"{where}: every row names its notebook and the device it was measured on")
+            if row["profile"] in times.get(row["notebook"], {}):
+                raise ValueError(f"{where}: a second {row['profile']} time for {row['notebook']}")
+            times.setdefault(row["notebook"], {})[row["profile"]] = dict(row, seconds=seconds)
+    return times
+
+
+def profile_times_line(times: dict[str, dict]) -> str:
+    """One notebook's measured times, e.g. ``fast 0m 44s (2-core CPU, 2026-12-01) · full: not measured``."""
+    parts = []
+    for profile in PROFILES:
+        row = times.get(profile)
+        when = f", {row['measured']}" if row and row["measured"] else ""
+        parts.append(f"{profile} {_duration(row['seconds'])} ({row['device']}{when})" if row
+                     else f"{profile}: not measured")
+    return " · ".join(parts)
 
 
 def _run_info(executed_path: Path) -> dict:
@@ -772,7 +833,7 @@ def main(argv=None) -> int:
                      "executed_at": info.get("executed_at"),
                      "html": f"{stem}.html" if (site_dir / f"{stem}.html").is_file() else None})
     records = load_results(results_dir)
-    index = write_index(site_dir, records, runs)
+    index = write_index(site_dir, records, runs, measured_times())
 
     width = max([len("notebook")] + [len(s[0]) for s in summary])
     print(f"\n{'notebook':<{width}}  {'status':<8}  {'seconds':>8}")
