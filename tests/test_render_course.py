@@ -314,3 +314,12 @@ def test_a_malformed_times_table_says_where_and_what(tmp_path, rows, complaint):
     with pytest.raises(ValueError, match="times.csv") as caught:
         render_course.measured_times(table)
     assert complaint in str(caught.value)
+
+
+def test_a_failure_is_named_by_the_cell_s_own_error_whatever_nbclient_raised():
+    """Interrupting a run leaves a KeyboardInterrupt in the cell while nbclient raises an
+    AssertionError of its own: the summary names what the student would see in the cell."""
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_code_cell("train()")])
+    nb.cells[1].outputs = [nbformat.v4.new_output("error", ename="KeyboardInterrupt", evalue="", traceback=[])]
+    assert render_course._error_line(AssertionError(), nb, 1) == "cell 2: KeyboardInterrupt:"
+    assert render_course._error_line(TimeoutError("Cell timed out\nmore"), nb, 0) == "cell 1: TimeoutError: Cell timed out"

@@ -75,13 +75,14 @@ def _error_line(exc: BaseException, nb, cell_index: int | None) -> str:
     from nbclient.exceptions import CellExecutionError
 
     last = None
-    if isinstance(exc, CellExecutionError):
-        if cell_index is not None and cell_index < len(nb.cells):
-            for output in nb.cells[cell_index].get("outputs", []):
-                if output.get("output_type") == "error":
-                    last = f"{output.get('ename', '')}: {output.get('evalue', '')}"
-        if last is None and getattr(exc, "ename", None):
-            last = f"{exc.ename}: {exc.evalue}"
+    # the cell's own error output first, whatever nbclient raised (an interrupted kernel shows its
+    # KeyboardInterrupt there, while nbclient raises an AssertionError of its own)
+    if cell_index is not None and cell_index < len(nb.cells):
+        for output in nb.cells[cell_index].get("outputs", []):
+            if output.get("output_type") == "error":
+                last = f"{output.get('ename', '')}: {output.get('evalue', '')}"
+    if last is None and isinstance(exc, CellExecutionError) and getattr(exc, "ename", None):
+        last = f"{exc.ename}: {exc.evalue}"
     if last is None:
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         last = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
@@ -601,9 +602,9 @@ def write_index(site_dir, records, runs, times=None) -> Path:
             status = '<span class="unknown">not run</span>'
         seconds = f" · {_duration(run['seconds'])}" if run.get("seconds") is not None else ""
         error = f'<span class="error">{_e(run["error"])}</span>' if run.get("error") else ""
-        planned = (f'<br><small class="meta">measured: {_e(profile_times_line(times[stem]))}</small>'
-                   if stem in times else "")
-        items.append(f"<li>{link} <small>({_e(stem)}{_e(seconds)})</small> — {status}{error}{planned}</li>")
+        measured = (f'<br><small class="meta">measured: {_e(profile_times_line(times[stem]))}</small>'
+                    if stem in times else "")
+        items.append(f"<li>{link} <small>({_e(stem)}{_e(seconds)})</small> — {status}{error}{measured}</li>")
     syllabus = "\n".join(items) or "<li>No notebooks.</li>"
     syllabus_note = ("<p>In brackets, this run's time. Under each notebook, its time in each profile when last "
                      "measured, and on what (docs/notebook_times.csv): the fast profile is for a CPU, the full "
@@ -780,6 +781,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    times = measured_times()   # read first: a malformed table stops the job before hours of training, not after
     build = args.build.resolve()
     executed_dir, results_dir, site_dir = build / "executed", build / "results", build / "site"
 
@@ -833,7 +835,7 @@ def main(argv=None) -> int:
                      "executed_at": info.get("executed_at"),
                      "html": f"{stem}.html" if (site_dir / f"{stem}.html").is_file() else None})
     records = load_results(results_dir)
-    index = write_index(site_dir, records, runs, measured_times())
+    index = write_index(site_dir, records, runs, times)
 
     width = max([len("notebook")] + [len(s[0]) for s in summary])
     print(f"\n{'notebook':<{width}}  {'status':<8}  {'seconds':>8}")
