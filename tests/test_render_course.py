@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+import re
 import shutil
 from html.parser import HTMLParser
 from pathlib import Path
@@ -323,3 +324,35 @@ def test_a_failure_is_named_by_the_cell_s_own_error_whatever_nbclient_raised():
     nb.cells[1].outputs = [nbformat.v4.new_output("error", ename="KeyboardInterrupt", evalue="", traceback=[])]
     assert render_course._error_line(AssertionError(), nb, 1) == "cell 2: KeyboardInterrupt:"
     assert render_course._error_line(TimeoutError("Cell timed out\nmore"), nb, 0) == "cell 1: TimeoutError: Cell timed out"
+
+
+def _readme_duration(seconds: float) -> str:
+    """A time as README's profile table writes it: ``44 s``, ``6 min 52 s``, ``1 h 12 min 05 s``."""
+    s = int(round(seconds))
+    hours, minutes, s = s // 3600, s // 60 % 60, s % 60
+    if hours:
+        return f"{hours} h {minutes:02d} min {s:02d} s"
+    return f"{minutes} min {s:02d} s" if minutes else f"{s} s"
+
+
+def test_readme_s_profile_table_gives_the_measured_times_the_syllabus_shows():
+    """README's profile table and docs/notebook_times.csv are kept by hand, side by side: each time in the
+    table is the one the syllabus shows, in the column of its profile (a run that updates one and not the
+    other fails here)."""
+    assert _readme_duration(44) == "44 s" and _readme_duration(776) == "12 min 56 s"
+    assert _readme_duration(4325) == "1 h 12 min 05 s"
+    readme = (NOTEBOOKS.parent / "README.md").read_text(encoding="utf-8")
+    rows = {}
+    for line in readme.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| 0") and len(cells) == 3 and cells[0][:2].isdigit():
+            rows[cells[0][:2]] = {"fast": cells[1], "full": cells[2]}
+    times = render_course.measured_times()
+    assert sorted(rows) == sorted(stem[:2] for stem in times)
+    for stem, by_profile in times.items():
+        for profile, row in by_profile.items():
+            cell = rows[stem[:2]][profile]
+            written = _readme_duration(row["seconds"])   # whole, not the tail of "3 min 44 s" or "1 h 06 min ..."
+            assert re.search(rf"(?<![\d])(?<!min )(?<!h ){re.escape(written)}", cell), (
+                f"{stem}'s {profile} time in docs/notebook_times.csv, {written}, "
+                f"is not in README's profile table: {cell[:120]}")
