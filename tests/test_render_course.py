@@ -258,7 +258,7 @@ def test_the_results_say_when_an_arc_training_had_a_time_cap():
 
 # ---------------------------------------------------------------- the syllabus's time in each profile
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-TIMES_HEADER = "notebook,profile,device,seconds,measured,note\n"
+TIMES_HEADER = "notebook,profile,device,seconds,measured,arc_seconds,note\n"
 
 
 def test_the_course_s_measured_times_cover_every_notebook_and_no_other():
@@ -274,13 +274,18 @@ def test_the_course_s_measured_times_cover_every_notebook_and_no_other():
 
 def test_measured_times_read_and_shown(tmp_path):
     table = tmp_path / "times.csv"
-    table.write_text(TIMES_HEADER + "01-a,fast,2-core CPU,44,2026-12-01,x\n01-a,full,NVIDIA H100,3725,,y\n"
-                     "02-b,fast,2-core CPU,61.5,2026-12-01,\n")
+    table.write_text(TIMES_HEADER + "01-a,fast,2-core CPU,44,2026-12-01,,x\n01-a,full,NVIDIA H100,3725,,,y\n"
+                     "02-b,fast,2-core CPU,61.5,2026-12-01,,\n02-b,full,2-core CPU,3855,2026-12-06,4200,z\n")
     times = render_course.measured_times(table)
     assert times["01-a"]["full"]["seconds"] == 3725.0 and times["02-b"]["fast"]["note"] == ""
+    assert times["01-a"]["full"]["arc_seconds"] is None and times["02-b"]["full"]["arc_seconds"] == 4200.0
     assert render_course.profile_times_line(times["01-a"]) == \
         "fast 0m 44s (2-core CPU, 2026-12-01) · full 1h 02m 05s (NVIDIA H100)"
-    assert render_course.profile_times_line(times["02-b"]) == "fast 1m 02s (2-core CPU, 2026-12-01) · full: not measured"
+    # a time set by a time cap on the ARC's training, not by the profile's budget, says so
+    assert render_course.profile_times_line(times["02-b"]) == \
+        "fast 1m 02s (2-core CPU, 2026-12-01) · full 1h 04m 15s (2-core CPU, 2026-12-06; ARC time cap 4200 s)"
+    assert render_course.profile_times_line({"fast": times["02-b"]["fast"]}) == \
+        "fast 1m 02s (2-core CPU, 2026-12-01) · full: not measured"
     assert render_course.measured_times(tmp_path / "absent.csv") == {}   # no table: this run's times only
 
     runs = [{"stem": "01-a", "title": "A", "ok": True, "seconds": 50, "error": None, "html": None},
@@ -291,7 +296,7 @@ def test_measured_times_read_and_shown(tmp_path):
     syllabus = index.split('<ol class="syllabus">')[1].split("</ol>")[0]
     items = syllabus.split("<li>")[1:]
     assert "measured: fast 0m 44s (2-core CPU, 2026-12-01) · full 1h 02m 05s (NVIDIA H100)" in items[0]
-    assert "full: not measured" in items[1]
+    assert "ARC time cap 4200 s" in items[1]
     assert "measured:" not in items[2]   # a notebook the table does not know
     assert "02. B from its heading" in items[1] and "02. 02" not in items[1]   # the number once
     assert "1 of 3 notebook(s) run, 0 failed" in index
@@ -301,13 +306,15 @@ def test_measured_times_read_and_shown(tmp_path):
 
 
 @pytest.mark.parametrize("rows, complaint", [
-    ("notebook,profile,device,seconds\n01-a,fast,CPU,4\n", "measured, note missing"),
-    (TIMES_HEADER + "01-a,quick,CPU,4,,\n", "profile 'quick' is not one of fast, full"),
-    (TIMES_HEADER + "01-a,fast,CPU,four,,\n", "seconds 'four' is not a number"),
-    (TIMES_HEADER + "01-a,fast,CPU,0,,\n", "seconds must be above 0 and finite, not 0"),
-    (TIMES_HEADER + "01-a,fast,CPU,inf,,\n", "seconds must be above 0 and finite, not inf"),
-    (TIMES_HEADER + "01-a,fast,,4,,\n", "names its notebook and the device"),
-    (TIMES_HEADER + "01-a,fast,CPU,4,,\n01-a,fast,CPU,5,,\n", "line 3: a second fast time for 01-a"),
+    ("notebook,profile,device,seconds\n01-a,fast,CPU,4\n", "measured, arc_seconds, note missing"),
+    (TIMES_HEADER + "01-a,quick,CPU,4,,,\n", "profile 'quick' is not one of fast, full"),
+    (TIMES_HEADER + "01-a,fast,CPU,four,,,\n", "seconds 'four' is not a number"),
+    (TIMES_HEADER + "01-a,fast,CPU,0,,,\n", "seconds must be above 0 and finite, not 0"),
+    (TIMES_HEADER + "01-a,fast,CPU,inf,,,\n", "seconds must be above 0 and finite, not inf"),
+    (TIMES_HEADER + "01-a,fast,,4,,,\n", "names its notebook and the device"),
+    (TIMES_HEADER + "01-a,fast,CPU,4,,,\n01-a,fast,CPU,5,,,\n", "line 3: a second fast time for 01-a"),
+    (TIMES_HEADER + "01-a,full,CPU,4,,-140,\n", "arc_seconds (the ARC's time cap) must be a number of seconds above 0"),
+    (TIMES_HEADER + "01-a,full,CPU,4,,140s,\n", "or empty for none; not '140s'"),
 ])
 def test_a_malformed_times_table_says_where_and_what(tmp_path, rows, complaint):
     table = tmp_path / "times.csv"
@@ -356,3 +363,7 @@ def test_readme_s_profile_table_gives_the_measured_times_the_syllabus_shows():
             assert re.search(rf"(?<![\d])(?<!min )(?<!h ){re.escape(written)}", cell), (
                 f"{stem}'s {profile} time in docs/notebook_times.csv, {written}, "
                 f"is not in README's profile table: {cell[:120]}")
+            if row["arc_seconds"]:   # a time set by a cap, not by the budget, says so there too
+                assert f"time cap of {row['arc_seconds']:g} s" in cell, (
+                    f"{stem}'s {profile} time had an ARC time cap of {row['arc_seconds']:g} s; "
+                    f"README's profile table does not say so: {cell[:120]}")

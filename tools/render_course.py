@@ -60,7 +60,7 @@ PAGE_TITLE = "Comparing things with deep neural networks — CAB420 metric learn
 # Each notebook's measured wall time in each profile, kept by hand as runs are measured (README: Profiles);
 # the syllabus shows it beside this run's own time, so a lecturer can plan a session from the index.
 MEASURED_TIMES = Path(__file__).resolve().parents[1] / "docs" / "notebook_times.csv"
-TIME_FIELDS = ("notebook", "profile", "device", "seconds", "measured", "note")
+TIME_FIELDS = ("notebook", "profile", "device", "seconds", "measured", "arc_seconds", "note")
 PROFILES = ("fast", "full")
 COLUMNS = ["Notebook", "Metric", "Value", "Floor (asserted)", "Published / reference figure",
            "Profile", "Device", "Seconds"]
@@ -706,7 +706,8 @@ def first_heading(nb) -> str | None:
 
 def measured_times(path=MEASURED_TIMES) -> dict[str, dict[str, dict]]:
     """``{notebook: {profile: row}}`` from the measured-times CSV (columns ``TIME_FIELDS``): each
-    notebook's wall time in each profile, the device it was measured on, when, and a note.  A missing
+    notebook's wall time in each profile, the device it was measured on, when, the time cap on its ARC
+    training if it had one (``arc_seconds``, as ``$CAB420_ARC_SECONDS``; empty: none), and a note.  A missing
     file gives ``{}`` (the syllabus then shows this run's times only); a malformed one raises
     ``ValueError`` naming the file, the line and what is wrong."""
     path = Path(path)
@@ -729,22 +730,35 @@ def measured_times(path=MEASURED_TIMES) -> dict[str, dict[str, dict]]:
                 raise ValueError(f"{where}: seconds {row['seconds']!r} is not a number") from None
             if not 0 < seconds < float("inf"):
                 raise ValueError(f"{where}: seconds must be above 0 and finite, not {row['seconds']}")
+            cap = (row["arc_seconds"] or "").strip()
+            try:
+                cap = float(cap) if cap else None
+            except ValueError:
+                cap = float("nan")
+            if cap is not None and not 0 < cap < float("inf"):
+                raise ValueError(f"{where}: arc_seconds (the ARC's time cap) must be a number of seconds above 0, "
+                                 f"or empty for none; not {row['arc_seconds']!r}")
             if not row["notebook"] or not row["device"]:
                 raise ValueError(f"{where}: every row names its notebook and the device it was measured on")
             if row["profile"] in times.get(row["notebook"], {}):
                 raise ValueError(f"{where}: a second {row['profile']} time for {row['notebook']}")
-            times.setdefault(row["notebook"], {})[row["profile"]] = dict(row, seconds=seconds)
+            times.setdefault(row["notebook"], {})[row["profile"]] = dict(row, seconds=seconds, arc_seconds=cap)
     return times
 
 
 def profile_times_line(times: dict[str, dict]) -> str:
-    """One notebook's measured times, e.g. ``fast 0m 44s (2-core CPU, 2026-12-01) · full: not measured``."""
+    """One notebook's measured times, e.g. ``fast 0m 44s (2-core CPU, 2026-12-01) · full: not measured``;
+    a time whose ARC training had a time cap says so (``... (2-core CPU, 2026-12-06; ARC time cap 4200 s)``):
+    the cap, not the budget, set it."""
     parts = []
     for profile in PROFILES:
         row = times.get(profile)
-        when = f", {row['measured']}" if row and row["measured"] else ""
-        parts.append(f"{profile} {_duration(row['seconds'])} ({row['device']}{when})" if row
-                     else f"{profile}: not measured")
+        if not row:
+            parts.append(f"{profile}: not measured")
+            continue
+        when = f", {row['measured']}" if row["measured"] else ""
+        cap = f"; ARC time cap {row['arc_seconds']:g} s" if row.get("arc_seconds") else ""
+        parts.append(f"{profile} {_duration(row['seconds'])} ({row['device']}{when}{cap})")
     return " · ".join(parts)
 
 
