@@ -734,7 +734,7 @@ def measured_times(path=MEASURED_TIMES) -> dict[str, dict[str, dict]]:
             try:
                 cap = float(cap) if cap else None
             except ValueError:
-                cap = float("nan")
+                cap = float("nan")   # not a number: refused just below, with the rest
             if cap is not None and not 0 < cap < float("inf"):
                 raise ValueError(f"{where}: arc_seconds (the ARC's time cap) must be a number of seconds above 0, "
                                  f"or empty for none; not {row['arc_seconds']!r}")
