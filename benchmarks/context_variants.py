@@ -22,6 +22,10 @@ held-out trials won and lost against it with the sign test's p.  Writes
 
     CAB420_DATA=... .venv/bin/python benchmarks/context_variants.py   # about 30 min on 2 cores
     .venv/bin/python benchmarks/context_variants.py --quick          # a smoke run, under a minute
+
+``--comparator PATH`` studies another saved ARC — the full profile's, say
+(``build/full-cpu/models/08-arc.weights.h5``, written to
+``context_variants_full-cpu.json``) — and ``--variants`` runs only some.
 """
 from __future__ import annotations
 
@@ -134,12 +138,20 @@ def print_table(table: dict) -> None:
               f"{row['held out: won']:>5} / {row['held out: lost']:<4} {row['sign test p']:>6.3f}")
 
 
-def comparator_and_characters(seed: int, quick: bool):
-    """Notebook 08's ARC (a 100-step stand-in when ``quick``), where it came from, its
-    image size, and the background set's training and held-out characters, split as
-    notebooks 08 and 09 split them."""
-    settings = arc.comparator_settings("fast")
-    model, where_from = arc.trained_comparator(settings, seed, quick_steps=100 if quick else None)
+def comparator_and_characters(seed: int, quick: bool, saved: str | None = None):
+    """Notebook 08's ARC (a 100-step stand-in when ``quick``; the comparator saved at
+    ``saved``, e.g. the full profile's, when given), where it came from, its image size,
+    and the background set's training and held-out characters, split as notebooks 08
+    and 09 split them."""
+    if saved:
+        model, settings = arc.saved_comparator(saved)
+        where_from = (f"{type(model).__name__} saved at {saved}: {settings['hidden']} LSTM units, "
+                      f"{int(settings['steps']):,} training steps")
+        settings = dict(image_size=int(settings["image_size"]),
+                        validation_characters=int(settings["validation_characters"]))
+    else:
+        settings = arc.comparator_settings("fast")
+        model, where_from = arc.trained_comparator(settings, seed, quick_steps=100 if quick else None)
     print(where_from, flush=True)
     background = data.load_omniglot_background(size=settings["image_size"])[0].images
     held = settings["validation_characters"]
@@ -162,19 +174,28 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=420, help="notebook 08's seed (its saved ARC's)")
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: a 100-step stand-in ARC, 5 episodes, one pass, one seed")
+    parser.add_argument("--comparator", metavar="PATH",
+                        help="a saved comparator to study instead of notebook 08's (e.g. the full profile's, "
+                             "build/full-cpu/models/08-arc.weights.h5); the results file is named after it")
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), metavar="NAME",
+                        help=f"only these variants (default: all of {', '.join(VARIANTS)})")
     args = parser.parse_args(argv)
+    variants = {name: VARIANTS[name] for name in (args.variants or VARIANTS)}
     start = time.time()
-    model, where_from, image_size, train_images, held_images = comparator_and_characters(args.seed, args.quick)
+    model, where_from, image_size, train_images, held_images = comparator_and_characters(
+        args.seed, args.quick, args.comparator)
     episodes = 5 if args.quick else NOTEBOOK["episodes"]
     rng = lambda offset: np.random.default_rng([args.seed, offset])   # noqa: E731 - the notebook's streams
-    train = [encode(model, train_images, episodes, rng(10)), encode(model, train_images, 2 * episodes, rng(99))]
+    train = [encode(model, train_images, episodes, rng(10))]
+    if any(multiple > 1 for *_, multiple in variants.values()):   # 3x: two more episodes' worth
+        train.append(encode(model, train_images, 2 * episodes, rng(99)))
     lake_tests, lake_candidates, lake_answers = context.lake_pairs(data.load_lake_runs(size=image_size))
     judged = {"held out": encode(model, held_images, 4 if args.quick else 160, rng(98)),
               "Lake": (*context.pair_encodings(model, lake_tests, lake_candidates), lake_answers.reshape(-1))}
     print(f"encoded in {time.time() - start:.0f} s", flush=True)
     seeds, epochs = ([420], 1) if args.quick else ([420, 421], NOTEBOOK["epochs"])   # 420: the notebook's
     table = {}
-    for name, (kind, model_kind, multiple) in VARIANTS.items():
+    for name, (kind, model_kind, multiple) in variants.items():
         used = train[:1] if multiple == 1 else train
         train_x = np.concatenate([candidate_features(e, s, kind) for e, s, _ in used])
         train_y = np.concatenate([a for *_, a in used])
@@ -183,7 +204,8 @@ def main(argv=None) -> int:
                                  for seed in seeds])
         print(f"trained {name} ({time.time() - start:.0f} s)", flush=True)
     print_table(table)
-    out = results.results_dir() / "benchmarks" / "context_variants.json"
+    stem = "context_variants" + (f"_{Path(args.comparator).parent.parent.name}" if args.comparator else "")
+    out = results.results_dir() / "benchmarks" / f"{stem}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"comparator": where_from, "quick": args.quick, "seeds": seeds,
                                "seconds": round(time.time() - start), "variants": table}, indent=1))

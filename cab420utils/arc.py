@@ -394,6 +394,28 @@ def load_comparator(path, settings: dict, image_size: int) -> ARC | None:
     return model
 
 
+def saved_comparator(path) -> tuple[ARC, dict]:
+    """The comparator saved at ``path`` by :func:`save_comparator`, whatever it was
+    trained with, and those settings (from its card, values as JSON writes them:
+    ``int(settings["hidden"])``) — for a study of a comparator trained elsewhere,
+    e.g. the full profile's in ``build/full-cpu/models/``.  A missing file, or
+    weights without their card, raise ``FileNotFoundError`` saying which."""
+    path = Path(path)
+    card_path = _settings_path(path)
+    for needed, what in ((path, "weights"), (card_path, "settings card")):
+        if not needed.is_file():
+            raise FileNotFoundError(f"no saved comparator's {what} at {needed}: run the notebook that trains it "
+                                    f"(notebook 08 saves build/models/{SAVED_NAME}), or give the path of one")
+    try:
+        settings = json.loads(card_path.read_text())["settings"]
+    except (ValueError, KeyError, TypeError):
+        raise ValueError(f"{card_path} is not a comparator's settings card (save_comparator writes one)") from None
+    model = load_comparator(path, settings, int(settings["image_size"]))
+    if model is None:
+        raise ValueError(f"{card_path} names a comparator class this course does not have")
+    return model, settings
+
+
 SAVED = {   # a comparator kind -> (its file under build/models/, what it is, the notebook that trains it)
     "arc": ("08-arc.weights.h5", "notebook 08's ARC", "notebook 08"),
     "convarc": ("09-convarc.weights.h5", "notebook 09's ConvARC", "notebook 09 in the full profile"),

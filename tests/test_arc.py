@@ -189,6 +189,28 @@ def test_a_trained_comparator_is_saved_and_reused_only_with_the_same_settings(tm
     assert not [p for p in path.parent.iterdir() if p.name.startswith(".tmp")]
 
 
+def test_a_saved_comparator_loads_with_the_settings_on_its_card(tmp_path):
+    """For a study of a comparator trained elsewhere (the full profile's): whatever its settings, with clear
+    errors for a missing file, weights without their card, and a card that is not one."""
+    keras.utils.set_random_seed(2)
+    model = arc.ARC(hidden=8, glimpses_per_image=2, glimpse_size=4, head_units=4)
+    model([np.zeros((1, 12, 12), np.float32)] * 2)
+    settings = {"hidden": 8, "steps": 30_535, "image_size": 12}
+    path = arc.save_comparator(model, tmp_path / "08-arc.weights.h5", settings)
+    loaded, card = arc.saved_comparator(path)
+    assert card == {"hidden": 8, "steps": 30_535, "image_size": 12} and type(loaded) is arc.ARC
+    a = np.random.default_rng(3).random((5, 12, 12)).astype(np.float32)
+    np.testing.assert_allclose(arc.pair_scores(loaded, a, a[::-1]), arc.pair_scores(model, a, a[::-1]), rtol=1e-5)
+    with pytest.raises(FileNotFoundError, match="no saved comparator's weights at .*absent.weights.h5"):
+        arc.saved_comparator(tmp_path / "absent.weights.h5")
+    path.with_name("08-arc.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="is not a comparator's settings card"):
+        arc.saved_comparator(path)
+    path.with_name("08-arc.json").unlink()
+    with pytest.raises(FileNotFoundError, match="settings card"):
+        arc.saved_comparator(path)
+
+
 def test_comparator_settings_name_the_profile():
     fast, full = arc.comparator_settings("fast"), arc.comparator_settings("full")
     assert fast["steps"] < full["steps"] and fast["image_size"] == full["image_size"] == 32
