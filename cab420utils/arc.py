@@ -401,6 +401,8 @@ def saved_comparator(path) -> tuple[ARC, dict]:
     e.g. the full profile's in ``build/full-cpu/models/``.  A missing file, or
     weights without their card, raise ``FileNotFoundError`` saying which."""
     path = Path(path)
+    if not path.name.endswith(".weights.h5"):
+        raise ValueError(f"a saved comparator's weights are in a file named *.weights.h5, got {path.name}")
     card_path = _settings_path(path)
     for needed, what in ((path, "weights"), (card_path, "settings card")):
         if not needed.is_file():
@@ -408,9 +410,11 @@ def saved_comparator(path) -> tuple[ARC, dict]:
                                     f"(notebook 08 saves build/models/{SAVED_NAME}), or give the path of one")
     try:
         settings = json.loads(card_path.read_text())["settings"]
+        image_size = int(settings["image_size"])
     except (ValueError, KeyError, TypeError):
-        raise ValueError(f"{card_path} is not a comparator's settings card (save_comparator writes one)") from None
-    model = load_comparator(path, settings, int(settings["image_size"]))
+        raise ValueError(f"{card_path} is not a comparator's settings card with its image size "
+                         "(save_comparator writes one)") from None
+    model = load_comparator(path, settings, image_size)
     if model is None:
         raise ValueError(f"{card_path} names a comparator class this course does not have")
     return model, settings

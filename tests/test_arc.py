@@ -206,6 +206,11 @@ def test_a_saved_comparator_loads_with_the_settings_on_its_card(tmp_path):
     path.with_name("08-arc.json").write_text("[1, 2]")
     with pytest.raises(ValueError, match="is not a comparator's settings card"):
         arc.saved_comparator(path)
+    path.with_name("08-arc.json").write_text('{"settings": {"hidden": 8}}')   # no image size
+    with pytest.raises(ValueError, match="with its image size"):
+        arc.saved_comparator(path)
+    with pytest.raises(ValueError, match=r"\*.weights.h5, got 08-arc.h5"):
+        arc.saved_comparator(tmp_path / "08-arc.h5")
     path.with_name("08-arc.json").unlink()
     with pytest.raises(FileNotFoundError, match="settings card"):
         arc.saved_comparator(path)
