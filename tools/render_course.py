@@ -730,12 +730,9 @@ def measured_times(path=MEASURED_TIMES) -> dict[str, dict[str, dict]]:
                 raise ValueError(f"{where}: seconds {row['seconds']!r} is not a number") from None
             if not 0 < seconds < float("inf"):
                 raise ValueError(f"{where}: seconds must be above 0 and finite, not {row['seconds']}")
-            cap = (row["arc_seconds"] or "").strip()
-            try:
-                cap = float(cap) if cap else None
-            except ValueError:
-                cap = float("nan")   # not a number: refused just below, with the rest
-            if cap is not None and not 0 < cap < float("inf"):
+            given = (row["arc_seconds"] or "").strip()   # empty: no time cap
+            cap = _number(given) if given else None
+            if given and not (cap is not None and 0 < cap < float("inf")):
                 raise ValueError(f"{where}: arc_seconds (the ARC's time cap) must be a number of seconds above 0, "
                                  f"or empty for none; not {row['arc_seconds']!r}")
             if not row["notebook"] or not row["device"]:
