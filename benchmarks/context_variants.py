@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -169,6 +170,19 @@ def encode(model, images, n_episodes, rng):
     return (*context.pair_encodings(model, tests, candidates), answers.reshape(-1))
 
 
+def results_name(comparator: str | None) -> str:
+    """The results file's name: ``context_variants.json`` for notebook 08's ARC; for a
+    ``--comparator``, named after its build folder when it sits in one's ``models/``
+    (``build/full-cpu/models/08-arc.weights.h5``: ``context_variants_full-cpu.json``),
+    otherwise after the file itself (``arc512.weights.h5``: ``context_variants_arc512.json``)."""
+    if not comparator:
+        return "context_variants.json"
+    path = Path(comparator).resolve()
+    name = path.parent.parent.name if path.parent.name == "models" and path.parent.parent.name else (
+        path.name.removesuffix(".weights.h5"))
+    return f"context_variants_{re.sub(r'[^A-Za-z0-9._-]+', '-', name).strip('-.') or 'comparator'}.json"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=420, help="notebook 08's seed (its saved ARC's)")
@@ -204,8 +218,7 @@ def main(argv=None) -> int:
                                  for seed in seeds])
         print(f"trained {name} ({time.time() - start:.0f} s)", flush=True)
     print_table(table)
-    stem = "context_variants" + (f"_{Path(args.comparator).parent.parent.name}" if args.comparator else "")
-    out = results.results_dir() / "benchmarks" / f"{stem}.json"
+    out = results.results_dir() / "benchmarks" / results_name(args.comparator)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"comparator": where_from, "quick": args.quick, "seeds": seeds,
                                "seconds": round(time.time() - start), "variants": table}, indent=1))

@@ -61,3 +61,13 @@ def test_the_recipe_finds_a_gain_when_the_encodings_carry_one():
                                     {"held out": (features[held], answers[held])}, seed=0, epochs=4)
     context_right, naive_right = outcome["held out"]
     assert naive_right.mean() < 0.6 and context_right.mean() > 0.9, (naive_right.mean(), context_right.mean())
+
+
+@pytest.mark.parametrize("comparator, expected", [
+    (None, "context_variants.json"),
+    ("build/full-cpu/models/08-arc.weights.h5", "context_variants_full-cpu.json"),
+    ("arc512.weights.h5", "context_variants_arc512.json"),            # no build folder above it
+    ("/tmp/my runs/ARC (v2).weights.h5", "context_variants_ARC-v2.json"),
+])
+def test_results_file_is_named_after_the_comparators_build_or_file(comparator, expected):
+    assert study.results_name(comparator) == expected
