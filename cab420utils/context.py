@@ -24,7 +24,6 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from .arc import every_pair
 
 
 def one_shot_episodes(n_characters: int, n_drawers: int, n_episodes: int, rng: np.random.Generator,
@@ -83,24 +82,33 @@ def pair_encodings(model, tests, candidates, batch_size: int = 1000, both_orders
     ``(episodes, tests, candidates)`` (argmax over the last axis = naive ARC).
     With ``both_orders`` the features are the encodings of (test, candidate) and
     (candidate, test) side by side (``2 * hidden``) and the score is the mean of
-    the two logits, since an ARC is not symmetric.
+    the two logits, since an ARC is not symmetric.  The pairs are gathered one
+    batch at a time (pair ``(e, t, c)`` is number ``(e * T + t) * C + c``), so
+    memory holds the results and one batch of images, not every pair's images.
     """
     tests = np.asarray(tests, np.float32)
     candidates = np.asarray(candidates, np.float32)
     if tests.ndim != 4 or tests.shape[0] != candidates.shape[0] or tests.shape[2:] != candidates.shape[2:]:
         raise ValueError("tests and candidates must be (episodes, n, N, N) with the same episodes and image size; "
                          f"got {tests.shape} and {candidates.shape}")
-    a, b = every_pair(tests, candidates)
-    encodings, scores = [], []
-    for start in range(0, len(a), batch_size):
-        orders = [(a[start:start + batch_size], b[start:start + batch_size])]
+    shape = (tests.shape[0], tests.shape[1], candidates.shape[1])
+    n_pairs = int(np.prod(shape))
+    if n_pairs == 0:
+        raise ValueError(f"no pairs to encode: tests {tests.shape}, candidates {candidates.shape}")
+    encodings, scores = None, np.empty(n_pairs, np.float32)
+    for start in range(0, n_pairs, batch_size):
+        pair = np.arange(start, min(start + batch_size, n_pairs))
+        episode, test, candidate = np.unravel_index(pair, shape)
+        orders = [(tests[episode, test], candidates[episode, candidate])]
         if both_orders:
             orders.append(orders[0][::-1])
         h = [model.encode(x, y) for x, y in orders]
-        encodings.append(np.concatenate([ops.convert_to_numpy(e) for e in h], axis=1))
-        scores.append(np.mean([ops.convert_to_numpy(model.head(e))[:, 0] for e in h], axis=0))
-    shape = (tests.shape[0], tests.shape[1], candidates.shape[1])
-    return np.concatenate(encodings).reshape(*shape, -1), np.concatenate(scores).reshape(shape)
+        batch = np.concatenate([ops.convert_to_numpy(e) for e in h], axis=1)
+        if encodings is None:                          # the first batch tells the width
+            encodings = np.empty((n_pairs, batch.shape[1]), np.float32)
+        encodings[pair] = batch
+        scores[pair] = np.mean([ops.convert_to_numpy(model.head(e))[:, 0] for e in h], axis=0)
+    return encodings.reshape(*shape, -1), scores.reshape(shape)
 
 
 def context_features(encodings, scores) -> np.ndarray:

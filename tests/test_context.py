@@ -69,6 +69,25 @@ def test_pair_encodings_hold_both_orders_and_the_naive_scores(model):
         context.pair_encodings(model, tests, candidates[:1])
 
 
+def test_pair_encodings_gather_one_batch_of_images_at_a_time(model):
+    """2,000 episodes of 400 pairs are 6.5 GB of images: only a batch's are gathered at once."""
+    rng = np.random.default_rng(4)
+    tests, candidates = rng.random((3, 2, 12, 12), np.float32), rng.random((3, 5, 12, 12), np.float32)
+    seen, encode = [], model.encode
+    spy = SimpleNamespace(encode=lambda a, b: seen.append(len(a)) or encode(a, b), head=model.head)
+    encodings, scores = context.pair_encodings(spy, tests, candidates, batch_size=7)
+    assert max(seen) <= 7 and sum(seen) == 2 * 30            # 30 pairs, both orders
+    whole, whole_scores = context.pair_encodings(model, tests, candidates, batch_size=1000)
+    np.testing.assert_allclose(encodings, whole, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(scores, whole_scores, rtol=1e-4, atol=1e-5)
+    # pair (e, t, c) is test t of episode e against candidate c, as arc.every_pair lays them out
+    a, b = arc.every_pair(tests, candidates)
+    forward = keras.ops.convert_to_numpy(model.encode(a[17:18], b[17:18]))[0]
+    np.testing.assert_allclose(encodings.reshape(30, -1)[17, :8], forward, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="no pairs"):
+        context.pair_encodings(model, tests[:, :0], candidates)
+
+
 def test_lake_pairs_stack_the_runs():
     runs = [SimpleNamespace(test_images=np.full((20, 4, 4), k), train_images=np.full((20, 4, 4), -k),
                             answers=np.arange(20)[::-1]) for k in range(3)]
