@@ -98,13 +98,11 @@ def train_context(model_kind: str, train_x, train_y, seed: int, epochs: int = NO
     keras.utils.set_random_seed(seed)
     build = residual_model if model_kind == "residual" else context.context_model
     model = build(train_x, units=NOTEBOOK["units"], dropout=NOTEBOOK["dropout"])
-    steps = epochs * int(np.ceil(len(train_x) / NOTEBOOK["batch"]))
-    model.compile(training.cosine_adam(NOTEBOOK["learning_rate"], steps),
+    trials = context.ShuffledTrials(train_x, train_y, NOTEBOOK["batch"], seed=seed)
+    model.compile(training.cosine_adam(NOTEBOOK["learning_rate"], epochs * len(trials)),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    rng = np.random.default_rng([seed, 12])
     for _ in range(epochs):
-        x, y = context.shuffle_candidates(train_x, train_y, rng)
-        model.fit(x, y, batch_size=NOTEBOOK["batch"], epochs=1, verbose=0)
+        model.fit(trials, epochs=1, verbose=0)
     return model
 
 

@@ -115,6 +115,51 @@ def test_shuffling_candidates_moves_the_answer_with_its_features():
     assert (moved != answers).any()
 
 
+
+def test_shuffled_trials_serve_every_trial_once_an_epoch_with_its_answer_moved_with_its_candidates():
+    rng = np.random.default_rng(9)
+    features = rng.random((50, 6, 3)).astype(np.float32)
+    answers = rng.integers(0, 6, 50)
+    trials = context.ShuffledTrials(features, answers, batch_size=16, seed=3)
+    assert len(trials) == 4 and trials.features is features          # no copy of the training set
+    seen = []
+    for i in range(len(trials)):
+        x, y = trials[i]
+        assert x.shape == (16 if i < 3 else 2, 6, 3) and y.shape == x.shape[:1]
+        seen.append(x)
+        # each served trial is one of the originals, its candidates reordered, the answer moved with them
+        original = np.argmin(np.abs(np.sort(x, 1)[:, None] - np.sort(features, 1)[None]).sum((2, 3)), axis=1)
+        np.testing.assert_allclose(np.sort(x, 1), np.sort(features[original], 1))
+        np.testing.assert_array_equal(x[np.arange(len(x)), y], features[original, answers[original]])
+    epoch0 = np.concatenate(seen)
+    np.testing.assert_allclose(np.sort(epoch0.sum((1, 2))), np.sort(features.sum((1, 2))), rtol=1e-6)  # all, once
+    again = context.ShuffledTrials(features, answers, batch_size=16, seed=3)
+    np.testing.assert_array_equal(again[2][0], trials[2][0])         # the seed repeats the batches
+    trials.next_epoch()                                                # what fit's next epoch asks for
+    assert not np.array_equal(trials[0][0], again[0][0])               # a fresh order
+    with pytest.raises(IndexError):
+        trials[4]
+
+
+def test_shuffled_trials_refuse_what_cannot_be_trained_on(monkeypatch):
+    features, answers = np.zeros((10, 4, 3), np.float32), np.zeros(10, int)
+    with pytest.raises(ValueError, match="trials, ways, features"):
+        context.ShuffledTrials(features[..., 0], answers, 4, seed=0)
+    with pytest.raises(ValueError, match="one answer per trial"):
+        context.ShuffledTrials(features, answers[:9], 4, seed=0)
+    with pytest.raises(ValueError, match="from 0 to 3"):
+        context.ShuffledTrials(features, answers + 4, 4, seed=0)
+    with pytest.raises(ValueError, match="no trials"):
+        context.ShuffledTrials(features[:0], answers[:0], 4, seed=0)
+    with pytest.raises(ValueError, match="positive whole number"):
+        context.ShuffledTrials(features, answers, 0, seed=0)
+    monkeypatch.setattr(context.distribute, "replicas", lambda: 2)
+    with pytest.raises(ValueError, match="multiple of 2"):
+        context.ShuffledTrials(features, answers, 3, seed=0)
+    halves = context.ShuffledTrials(features[:9], answers[:9], 4, seed=0)   # 9 trials: the odd one left out
+    assert len(halves) == 2 and sum(len(halves[i][1]) for i in range(len(halves))) == 8
+
+
 def test_the_context_model_learns_a_decision_that_needs_the_other_candidates():
     # The right candidate is the one whose feature is largest *within its trial*: no threshold on one
     # candidate's feature alone can find it (the level of each trial is random), the context can.
@@ -127,7 +172,7 @@ def test_the_context_model_learns_a_decision_that_needs_the_other_candidates():
     model = context.context_model(features, units=8, dropout=0.0)
     assert tuple(model.output.shape) == (None, ways)
     model.compile(keras.optimizers.Adam(0.02), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(features, answers, batch_size=50, epochs=15, verbose=0)
+    model.fit(context.ShuffledTrials(features, answers, 50, seed=0), epochs=15, verbose=0)   # as notebook 09
     accuracy = metrics.one_shot_accuracy(model.predict(features, verbose=0), answers)
     assert accuracy > 0.8, accuracy
     with pytest.raises(ValueError, match="trials, ways, features"):
