@@ -159,7 +159,6 @@ def shuffle_candidates(encodings, answers, rng: np.random.Generator):
     return shuffled, new_answers
 
 
-
 class ShuffledTrials(EpochDataset):
     """The context model's training trials for ``fit``, made one batch at a time:
     ``(features, answers)`` of ``batch_size`` trials, in a fresh order each epoch,
