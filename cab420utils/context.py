@@ -25,8 +25,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from . import distribute
-from .sampling import EpochDataset
+from .sampling import EpochDataset, _check_count, whole_shares
 
 
 def one_shot_episodes(n_characters: int, n_drawers: int, n_episodes: int, rng: np.random.Generator,
@@ -187,15 +186,9 @@ class ShuffledTrials(EpochDataset):
             raise ValueError("no trials to train on")
         if not np.issubdtype(answers.dtype, np.integer) or answers.min() < 0 or answers.max() >= features.shape[1]:
             raise ValueError(f"answers must be candidate positions, whole numbers from 0 to {features.shape[1] - 1}")
-        if int(batch_size) != batch_size or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive whole number; got {batch_size!r}")
-        replicas = distribute.replicas()
-        if batch_size % replicas:
-            raise ValueError(f"batches of {batch_size} cannot be shared equally by the {replicas} replicas of "
-                             f"data-parallel training: choose a batch size that is a multiple of {replicas}")
         self.features, self.answers = features, answers
-        self.batch_size, self.seed = int(batch_size), int(seed)
-        self._used = len(features) - (len(features) % self.batch_size) % replicas   # whole shares only
+        self.batch_size, self.seed = _check_count("batch_size", batch_size), int(seed)
+        self._used = whole_shares(len(features), self.batch_size)
         self._draw()
 
     def _draw(self) -> None:

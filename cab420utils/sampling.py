@@ -65,6 +65,20 @@ def _check_count(name: str, n) -> int:
     return int(n)
 
 
+
+def whole_shares(n_items: int, batch_size: int) -> int:
+    """How many of ``n_items``, served in batches of ``batch_size``, an epoch uses
+    so that every batch splits into equal shares for the replicas of data-parallel
+    training (``CAB420_DISTRIBUTION=mirrored``, R replicas): ``batch_size`` must be
+    a multiple of R (else a ValueError says so), and a last, partial batch is cut
+    to a multiple of R (at most R - 1 items are left out).  One device: all of them."""
+    replicas = distribute.replicas()
+    if batch_size % replicas:
+        raise ValueError(f"batches of {batch_size} cannot be shared equally by the {replicas} replicas of "
+                         f"data-parallel training ({distribute.DISTRIBUTION_VARIABLE}=mirrored): choose a batch "
+                         f"size that is a multiple of {replicas}")
+    return n_items - (n_items % batch_size) % replicas
+
 def _two_distinct(n: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """For each entry, two different ranks in ``range(n)`` (n >= 2), uniformly."""
     first = (rng.random(len(n)) * n).astype(np.int64)
@@ -245,12 +259,7 @@ class _EpochSampler(EpochDataset):
         self.index.require_pairs()
         self.n_items, self.batch_size = _check_count("n_items", n_items), _check_count("batch_size", batch_size)
         self.seed = int(seed)
-        replicas = distribute.replicas()
-        if self.batch_size % replicas:
-            raise ValueError(f"batches of {self.batch_size} cannot be shared equally by the {replicas} replicas of "
-                             f"data-parallel training ({distribute.DISTRIBUTION_VARIABLE}=mirrored): choose a batch "
-                             f"size that is a multiple of {replicas}")
-        self._used = self.n_items - (self.n_items % self.batch_size) % replicas   # whole shares only
+        self._used = whole_shares(self.n_items, self.batch_size)
         self._draw()
 
     def _rng(self) -> np.random.Generator:

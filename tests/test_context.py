@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from cab420utils import arc, context, metrics, training
+from cab420utils import arc, context, metrics, sampling, training
 
 
 def test_episodes_are_distinct_characters_within_a_span_with_other_drawers_for_the_tests():
@@ -115,7 +115,6 @@ def test_shuffling_candidates_moves_the_answer_with_its_features():
     assert (moved != answers).any()
 
 
-
 def test_shuffled_trials_serve_every_trial_once_an_epoch_with_its_answer_moved_with_its_candidates():
     rng = np.random.default_rng(9)
     features = rng.random((50, 6, 3)).astype(np.float32)
@@ -151,9 +150,9 @@ def test_shuffled_trials_refuse_what_cannot_be_trained_on(monkeypatch):
         context.ShuffledTrials(features, answers + 4, 4, seed=0)
     with pytest.raises(ValueError, match="no trials"):
         context.ShuffledTrials(features[:0], answers[:0], 4, seed=0)
-    with pytest.raises(ValueError, match="positive whole number"):
+    with pytest.raises(ValueError, match="batch_size must be a whole number, at least 1"):
         context.ShuffledTrials(features, answers, 0, seed=0)
-    monkeypatch.setattr(context.distribute, "replicas", lambda: 2)
+    monkeypatch.setattr(sampling.distribute, "replicas", lambda: 2)
     with pytest.raises(ValueError, match="multiple of 2"):
         context.ShuffledTrials(features, answers, 3, seed=0)
     halves = context.ShuffledTrials(features[:9], answers[:9], 4, seed=0)   # 9 trials: the odd one left out
