@@ -12,7 +12,8 @@ the N scores is the decision.
 (vectorised); :func:`episode_pairs` and :func:`lake_pairs` lay out the
 (test, candidate) image pairs of episodes and of Lake et al.'s runs;
 :func:`pair_encodings` runs the ARC over them; :func:`context_features` puts
-each candidate's encoding and naive score together; :func:`context_model` is
+each candidate's encoding and naive score together (:func:`feature_statistics`
+measures their spread, a chunk at a time); :func:`context_model` is
 the bidirectional-LSTM scorer; :func:`shuffle_candidates` re-orders candidates
 for training, and :class:`ShuffledTrials` serves them to ``fit`` that way, batch
 by batch.  To train the comparator *through* the decision, as Shyam et al.
@@ -124,22 +125,49 @@ def context_features(encodings, scores) -> np.ndarray:
     return features.reshape(-1, *features.shape[-2:])
 
 
+def feature_statistics(features, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Each feature's mean and (population) variance over all of ``features``'
+    rows but the last axis, ``(..., features)`` -> two ``(features,)`` arrays:
+    what Keras' ``Normalization.adapt`` measures, but computed ``chunk`` rows at
+    a time (in float64, chunks merged with Chan et al.'s formula), so a set of
+    several GB is never copied whole (``adapt`` copies it to subtract the mean).
+    """
+    features = np.asarray(features)
+    if features.ndim < 2 or features.shape[-1] == 0 or features.size == 0:
+        raise ValueError(f"features must be (..., features) with at least one row and one feature; got {features.shape}")
+    rows = features.reshape(-1, features.shape[-1])       # a view for any C-ordered array
+    mean, m2, count = np.zeros(rows.shape[1]), np.zeros(rows.shape[1]), 0
+    for start in range(0, len(rows), chunk):
+        part = rows[start:start + chunk].astype(np.float64)
+        part_mean = part.mean(0)
+        part_m2 = ((part - part_mean) ** 2).sum(0)
+        n = len(part)
+        delta = part_mean - mean
+        mean = mean + delta * n / (count + n)
+        m2 = m2 + part_m2 + delta ** 2 * count * n / (count + n)
+        count += n
+    if not (np.isfinite(mean).all() and np.isfinite(m2).all()):
+        raise ValueError("features hold NaN or infinite values: the encodings or scores that made them are broken")
+    return mean.astype(np.float32), (m2 / count).astype(np.float32)
+
+
 def context_model(training_features, units: int = 32, dropout: float = 0.2, name: str = "full_context") -> keras.Model:
     """Full-context scorer: ``(batch, ways, features)`` in, ``(batch, ways)``
     logits out (softmax over the candidates = the decision).
 
     Each candidate's features are standardised (with the mean and spread of
-    ``training_features``, shaped ``(trials, ways, features)``), dropped out a
+    ``training_features``, shaped ``(trials, ways, features)``, from
+    :func:`feature_statistics`), dropped out a
     little and projected to ``units`` numbers; a bidirectional LSTM then reads
     the candidates in turn, so each candidate's score is computed knowing all
     the others; one Dense unit per position turns its output into a score.
     """
-    training_features = np.asarray(training_features, np.float32)
+    training_features = np.asarray(training_features)
     if training_features.ndim != 3:
         raise ValueError(f"training_features must be (trials, ways, features); got {training_features.shape}")
     ways, features = training_features.shape[1:]
-    standardise = layers.Normalization(axis=-1, name="standardise")
-    standardise.adapt(training_features.reshape(-1, features))
+    mean, variance = feature_statistics(training_features)
+    standardise = layers.Normalization(axis=-1, mean=mean, variance=variance, name="standardise")
     inputs = keras.Input((ways, features), name="pair_features")
     x = layers.Dropout(dropout, name="dropout")(standardise(inputs))
     x = layers.Dense(units, activation="elu", name="project")(x)

@@ -159,6 +159,30 @@ def test_shuffled_trials_refuse_what_cannot_be_trained_on(monkeypatch):
     assert len(halves) == 2 and sum(len(halves[i][1]) for i in range(len(halves))) == 8
 
 
+def test_feature_statistics_match_numpy_and_keras_adapt_across_chunks():
+    rng = np.random.default_rng(12)
+    features = rng.normal(3.0, 40.0, (37, 5, 4)).astype(np.float32) + np.arange(4) * 1000   # far from standardised
+    rows = features.reshape(-1, 4).astype(np.float64)
+    for chunk in (1, 7, 185, 10_000):                        # one row a chunk, a ragged last chunk, one chunk
+        mean, variance = context.feature_statistics(features, chunk=chunk)
+        assert mean.dtype == variance.dtype == np.float32 and mean.shape == variance.shape == (4,)
+        np.testing.assert_allclose(mean, rows.mean(0), rtol=1e-6)
+        np.testing.assert_allclose(variance, rows.var(0), rtol=1e-5)
+    adapted = keras.layers.Normalization(axis=-1)
+    adapted.adapt(features.reshape(-1, 4))                   # what context_model did before
+    given = keras.layers.Normalization(axis=-1, mean=mean, variance=variance)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(given(features[:3])),
+                               keras.ops.convert_to_numpy(adapted(features[:3])), rtol=1e-4, atol=1e-4)
+    model = context.context_model(features, units=4)
+    standardised = keras.Model(model.input, model.get_layer("standardise").output).predict(features, verbose=0)
+    np.testing.assert_allclose(standardised.reshape(-1, 4).mean(0), 0, atol=1e-4)
+    np.testing.assert_allclose(standardised.reshape(-1, 4).std(0), 1, atol=1e-4)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        context.feature_statistics(np.where(np.arange(4) == 2, np.nan, features))
+    with pytest.raises(ValueError, match="at least one row"):
+        context.feature_statistics(features[:0])
+
+
 def test_the_context_model_learns_a_decision_that_needs_the_other_candidates():
     # The right candidate is the one whose feature is largest *within its trial*: no threshold on one
     # candidate's feature alone can find it (the level of each trial is random), the context can.
