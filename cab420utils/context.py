@@ -135,6 +135,7 @@ def feature_statistics(features, chunk: int = 4096) -> tuple[np.ndarray, np.ndar
     features = np.asarray(features)
     if features.ndim < 2 or features.shape[-1] == 0 or features.size == 0:
         raise ValueError(f"features must be (..., features) with at least one row and one feature; got {features.shape}")
+    chunk = _check_count("chunk", chunk)
     rows = features.reshape(-1, features.shape[-1])       # a view for any C-ordered array
     mean, m2, count = np.zeros(rows.shape[1]), np.zeros(rows.shape[1]), 0
     for start in range(0, len(rows), chunk):

@@ -65,7 +65,6 @@ def _check_count(name: str, n) -> int:
     return int(n)
 
 
-
 def whole_shares(n_items: int, batch_size: int) -> int:
     """How many of ``n_items``, served in batches of ``batch_size``, an epoch uses
     so that every batch splits into equal shares for the replicas of data-parallel

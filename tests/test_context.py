@@ -181,6 +181,8 @@ def test_feature_statistics_match_numpy_and_keras_adapt_across_chunks():
         context.feature_statistics(np.where(np.arange(4) == 2, np.nan, features))
     with pytest.raises(ValueError, match="at least one row"):
         context.feature_statistics(features[:0])
+    with pytest.raises(ValueError, match="chunk must be a whole number"):
+        context.feature_statistics(features, chunk=0)
 
 
 def test_the_context_model_learns_a_decision_that_needs_the_other_candidates():
