@@ -12,6 +12,10 @@ Lake's runs (those are reported beside, not used to choose):
 * ``relative``: also each encoding less the trial's mean encoding, and the score
   less the trial's best and mean (what tells one candidate from the others);
 * ``residual``: the naive score plus a learned correction that starts at zero;
+* ``each alone``: the notebook's features and training, but no context: each
+  candidate scored from its own features by a small network of the same width
+  (the control that tells a gain from the context from a gain from reading the
+  encodings better than the ARC's own same/different head does);
 * ``3x episodes`` and ``relative, 3x episodes``: 1,200 training episodes, not 400.
 
 It uses notebook 08's ARC from ``build/models/`` (trained here first, about four
@@ -53,6 +57,7 @@ VARIANTS = {   # name -> (features, model, training episodes as a multiple of th
     "scores only": ("scores", "context", 1),
     "relative": ("relative", "context", 1),
     "residual": ("plain", "residual", 1),
+    "each alone": ("plain", "independent", 1),
     "3x episodes": ("plain", "context", 3),
     "relative, 3x episodes": ("relative", "context", 3),
 }
@@ -92,11 +97,31 @@ def residual_model(training_features, units: int = 32, dropout: float = 0.2) -> 
     return keras.Model(inputs, layers.Add()([naive, correction(inputs)]))
 
 
+def independent_model(training_features, units: int = 32, dropout: float = 0.2) -> keras.Model:
+    """The control for notebook 09's context model: the same standardisation,
+    dropout and projection, then a second Dense layer of the same width where
+    the context model has its bidirectional LSTM, so each candidate's score
+    depends on its own features only.  Trained the same way (a softmax over a
+    trial's candidates), it reads the encodings as well as it can without
+    seeing the other candidates."""
+    training_features = np.asarray(training_features)
+    ways, features = training_features.shape[1:]
+    mean, variance = context.feature_statistics(training_features)
+    inputs = keras.Input((ways, features))
+    x = layers.Normalization(axis=-1, mean=mean, variance=variance)(inputs)
+    x = layers.Dropout(dropout)(x)
+    x = layers.Dense(units, activation="elu")(x)
+    x = layers.Dense(units, activation="elu")(x)       # where the context model reads the other candidates
+    return keras.Model(inputs, layers.Reshape((ways,))(layers.Dense(1)(x)), name="each_alone")
+
+
 def train_context(model_kind: str, train_x, train_y, seed: int, epochs: int = NOTEBOOK["epochs"]) -> keras.Model:
-    """One context model (``"context"``: notebook 09's; ``"residual"``), trained as
-    notebook 09 trains it on ``(trials, ways, features)`` and the answers."""
+    """One context model (``"context"``: notebook 09's; ``"residual"``; ``"independent"``:
+    no context), trained as notebook 09 trains it on ``(trials, ways, features)`` and
+    the answers."""
     keras.utils.set_random_seed(seed)
-    build = residual_model if model_kind == "residual" else context.context_model
+    build = {"context": context.context_model, "residual": residual_model,
+             "independent": independent_model}[model_kind]
     model = build(train_x, units=NOTEBOOK["units"], dropout=NOTEBOOK["dropout"])
     trials = context.ShuffledTrials(train_x, train_y, NOTEBOOK["batch"], seed=seed)
     model.compile(training.cosine_adam(NOTEBOOK["learning_rate"], epochs * len(trials)),

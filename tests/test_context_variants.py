@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cab420utils import context
+
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "context_variants.py"
 spec = importlib.util.spec_from_file_location("context_variants", SCRIPT)
 study = importlib.util.module_from_spec(spec)
@@ -35,6 +37,17 @@ def test_untrained_residual_model_decides_as_the_naive_arc():
     features = rng.normal(5.0, 30.0, (40, 20, 6)).astype(np.float32)   # far from standardised
     model = study.residual_model(features)
     np.testing.assert_allclose(model.predict(features[:8], verbose=0), features[:8, :, -1], rtol=1e-6)
+
+
+def test_each_alone_scores_a_candidate_without_looking_at_the_others():
+    rng = np.random.default_rng(2)
+    features = rng.normal(5.0, 30.0, (40, 20, 6)).astype(np.float32)
+    alone, with_context = study.independent_model(features), context.context_model(features)
+    changed = features[:4].copy()
+    changed[:, 1:] = rng.normal(5.0, 30.0, changed[:, 1:].shape)      # every candidate but the first redrawn
+    for model, depends in ((alone, False), (with_context, True)):
+        before, after = (model.predict(x, verbose=0)[:, 0] for x in (features[:4], changed))
+        assert np.allclose(before, after, atol=1e-5) != depends, model.name
 
 
 def test_summarise_counts_trials_won_and_lost_over_seeds():
