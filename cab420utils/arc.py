@@ -31,7 +31,7 @@ from keras import layers, ops
 from ._validate import finite_positive
 from .glimpses import CauchyGlimpse, take_feature_glimpse
 from .metrics import roc_auc
-from .profiles import check_arc_seconds, rehearsal_budget
+from .profiles import ARC_SECONDS_VARIABLE, check_arc_seconds, rehearsal_budget
 from .training import cosine_adam, gradient_step, shortened_cosine_adam
 
 
@@ -465,6 +465,18 @@ def trained_comparator(settings: dict, seed: int, quick_steps: int | None = None
         return model, f"{what} was not in {path.parent}: trained here with notebook 08's recipe{capped}, and saved"
     return model, (f"{what} was not in {path.parent} (run {trainer} first): a stand-in trained for "
                    f"only {len(losses):,} steps, far weaker")
+
+
+def cut_short(trained_steps: int, planned_steps: int, seconds: float | None) -> str:
+    """What a failed check's message should add when a time cap cut the
+    comparator's training short: ``""`` when it trained all ``planned_steps``,
+    otherwise a sentence that names the cap and the steps it left, so nobody
+    takes a weak, half-trained comparator for a broken method."""
+    if trained_steps >= planned_steps:
+        return ""
+    cap = f"the time cap ({ARC_SECONDS_VARIABLE}={seconds:g})" if seconds else "a time cap"
+    return (f" — but {cap} let the comparator train only {trained_steps:,} of its {planned_steps:,} steps: "
+            f"give it more time (or unset {ARC_SECONDS_VARIABLE}) before reading this as the method's result")
 
 
 def notebook08_comparator(profile: str, seed: int, quick_steps: int | None = None, rehearsal: bool = False):

@@ -313,6 +313,13 @@ def test_a_time_cap_plans_the_steps_that_fit_after_timing_the_first():
             arc.TimeCap(bad, timed=5)
 
 
+def test_a_failed_check_says_when_a_time_cap_cut_the_training_short():
+    assert arc.cut_short(8000, 8000, None) == "" and arc.cut_short(8000, 8000, 140) == ""
+    note = arc.cut_short(948, 60000, 300)
+    assert "CAB420_ARC_SECONDS=300" in note and "948 of its 60,000 steps" in note and "more time" in note
+    assert "a time cap" in arc.cut_short(10, 20, None)
+
+
 def test_a_capped_training_trains_fewer_steps_and_lands_its_schedule_at_the_new_end(monkeypatch):
     keras.utils.set_random_seed(1)
     images = np.random.default_rng(7).random((6, 3, 12, 12)).astype(np.float32)
