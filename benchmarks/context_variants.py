@@ -24,7 +24,7 @@ held-out trials and on Lake's runs against the naive decision's, and the
 held-out trials won and lost against it with the sign test's p.  Writes
 ``build/results/benchmarks/context_variants.json``.
 
-    CAB420_DATA=... .venv/bin/python benchmarks/context_variants.py   # about 30 min on 2 cores
+    CAB420_DATA=... .venv/bin/python benchmarks/context_variants.py   # about 15 min on 2 cores
     .venv/bin/python benchmarks/context_variants.py --quick          # a smoke run, under a minute
 
 ``--comparator PATH`` studies another saved ARC — the full profile's, say
