@@ -78,6 +78,7 @@ def whole_shares(n_items: int, batch_size: int) -> int:
                          f"size that is a multiple of {replicas}")
     return n_items - (n_items % batch_size) % replicas
 
+
 def _two_distinct(n: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """For each entry, two different ranks in ``range(n)`` (n >= 2), uniformly."""
     first = (rng.random(len(n)) * n).astype(np.int64)
