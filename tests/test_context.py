@@ -69,6 +69,18 @@ def test_pair_encodings_hold_both_orders_and_the_naive_scores(model):
         context.pair_encodings(model, tests, candidates[:1])
 
 
+def test_pair_encodings_can_append_the_score_as_context_features_do(model):
+    rng = np.random.default_rng(5)
+    tests, candidates = rng.random((2, 3, 12, 12), np.float32), rng.random((2, 4, 12, 12), np.float32)
+    encodings, scores = context.pair_encodings(model, tests, candidates, batch_size=5)
+    with_scores, same_scores = context.pair_encodings(model, tests, candidates, batch_size=5, append_scores=True)
+    assert with_scores.shape == (2, 3, 4, 17)
+    np.testing.assert_array_equal(same_scores, scores)
+    np.testing.assert_array_equal(with_scores[..., -1], scores)
+    np.testing.assert_allclose(with_scores.reshape(-1, 4, 17), context.context_features(encodings, scores),
+                               rtol=1e-6, atol=1e-7)
+
+
 def test_pair_encodings_gather_one_batch_of_images_at_a_time(model):
     """2,000 episodes of 400 pairs are 6.5 GB of images: only a batch's are gathered at once."""
     rng = np.random.default_rng(4)
