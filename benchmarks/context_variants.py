@@ -193,17 +193,18 @@ def encode(model, images, n_episodes, rng):
     return (*context.pair_encodings(model, tests, candidates), answers.reshape(-1))
 
 
-def results_name(comparator: str | None) -> str:
+def results_name(comparator: str | None, study: str = "context_variants") -> str:
     """The results file's name: ``context_variants.json`` for notebook 08's ARC; for a
     ``--comparator``, named after its build folder when it sits in one's ``models/``
     (``build/full-cpu/models/08-arc.weights.h5``: ``context_variants_full-cpu.json``),
-    otherwise after the file itself (``arc512.weights.h5``: ``context_variants_arc512.json``)."""
+    otherwise after the file itself (``arc512.weights.h5``: ``context_variants_arc512.json``).
+    ``study``: the name's first part (another study's results)."""
     if not comparator:
-        return "context_variants.json"
+        return f"{study}.json"
     path = Path(comparator).resolve()
     name = path.parent.parent.name if path.parent.name == "models" and path.parent.parent.name else (
         path.name.removesuffix(".weights.h5"))
-    return f"context_variants_{re.sub(r'[^A-Za-z0-9._-]+', '-', name).strip('-.') or 'comparator'}.json"
+    return f"{study}_{re.sub(r'[^A-Za-z0-9._-]+', '-', name).strip('-.') or 'comparator'}.json"
 
 
 def main(argv=None) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from types import SimpleNamespace
 
 import keras
 import numpy as np
@@ -36,6 +37,18 @@ def test_summarise_averages_the_seeds_and_pools_their_counts():
     assert table["context, end to end vs naive, fine-tuned"] == {"won": 4, "lost": 1,
                                                                  "sign test p": pytest.approx(0.375)}
     assert table["context, end to end vs frozen: naive"]["won"] == 3
+    assert "context, end to end vs each alone, end to end" not in table      # the control did not run
+
+
+def test_summarise_counts_the_context_arm_against_the_control():
+    right = lambda held: {"held out": np.array(held, bool), "Lake": np.array([1], bool)}   # noqa: E731
+    seed = {"frozen: naive": right([0, 0, 0]), "naive, fine-tuned": right([1, 0, 0]),
+            "context, end to end": right([1, 1, 0]), "each alone, end to end": right([0, 1, 1])}
+    table = study.summarise([seed])
+    assert table["context, end to end vs each alone, end to end"] == {"won": 1, "lost": 1,
+                                                                       "sign test p": pytest.approx(1.0)}
+    assert table["each alone, end to end vs naive, fine-tuned"] == {"won": 2, "lost": 1,
+                                                                    "sign test p": pytest.approx(1.0)}
 
 
 @pytest.fixture(scope="module")
@@ -61,3 +74,21 @@ def test_each_arm_trains_its_own_copy_from_the_same_weights_on_the_same_trials(t
     np.testing.assert_allclose(losses[0], losses[1], rtol=1e-5)          # the same trials, the same steps
     assert any(np.abs(a - b).max() > 1e-6 for a, b in zip(first.get_weights(), start))   # it trained ...
     assert all((a == b).all() for a, b in zip(model.get_weights(), start))              # ... a copy only
+
+
+def test_decisions_judge_the_naive_rule_and_each_scorer_on_the_same_features(tiny):
+    model, images = tiny
+    tests, candidates, answers = context.episode_pairs(
+        images, context.one_shot_episodes(45, 3, 4, np.random.default_rng(2), ways=5, span=10))
+    seen = []
+    same = SimpleNamespace(predict=lambda f, **_: seen.append(f.shape) or f[..., -1])   # the naive score again
+    reverse = SimpleNamespace(predict=lambda f, **_: -f[..., -1])                      # the worst candidate
+    naive, by_same, by_reverse = study.decisions(model, {"held out": (tests, candidates, answers)},
+                                                 same, reverse)["held out"]
+    _, scores = context.pair_encodings(model, tests, candidates)
+    np.testing.assert_array_equal(naive, scores.reshape(-1, 5).argmax(-1) == answers.reshape(-1))
+    np.testing.assert_array_equal(by_same, naive)
+    np.testing.assert_array_equal(by_reverse, scores.reshape(-1, 5).argmin(-1) == answers.reshape(-1))
+    assert seen == [(20, 5, 17)]                          # 4 episodes x 5 tests, 5 candidates, 2 x 8 + 1 features
+    (alone,) = study.decisions(model, {"held out": (tests, candidates, answers)})["held out"]
+    np.testing.assert_array_equal(alone, naive)
