@@ -124,8 +124,7 @@ def summarise(per_seed: list[dict]) -> dict:
             continue
         counts = [compare(seed[against]["held out"], seed[arm]["held out"]) for seed in per_seed]
         won, lost = sum(c["won"] for c in counts), sum(c["lost"] for c in counts)
-        table[f"{arm} vs {against}"] = {"won": won, "lost": lost,
-                                                      "sign test p": round(metrics.sign_test(won, lost), 4)}
+        table[f"{arm} vs {against}"] = {"won": won, "lost": lost, "sign test p": round(metrics.sign_test(won, lost), 4)}
     return table
 
 

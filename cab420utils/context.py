@@ -112,7 +112,7 @@ def pair_encodings(model, tests, candidates, batch_size: int = 1000, both_orders
         h = [model.encode(x, y) for x, y in orders]
         batch = np.concatenate([ops.convert_to_numpy(e) for e in h], axis=1)
         if encodings is None:                          # the first batch tells the width
-            encodings = np.empty((n_pairs, batch.shape[1] + append_scores), np.float32)
+            encodings = np.empty((n_pairs, batch.shape[1] + int(append_scores)), np.float32)
         encodings[pair, :batch.shape[1]] = batch
         scores[pair] = np.mean([ops.convert_to_numpy(model.head(e))[:, 0] for e in h], axis=0)
     if append_scores:
