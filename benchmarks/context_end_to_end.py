@@ -92,8 +92,8 @@ def decisions(comparator, judged: dict, *scorers) -> dict:
     ``scorers``: models that read :func:`~cab420utils.context.context_features`."""
     out = {}
     for name, (tests, candidates, answers) in judged.items():
-        pairs, scores = context.pair_encodings(comparator, tests, candidates, append_scores=True)
-        features, truth = pairs.reshape(-1, *pairs.shape[-2:]), answers.reshape(-1)
+        features, _ = context.trial_features(comparator, tests, candidates)
+        truth = answers.reshape(-1)
         out[name] = (features[..., -1].argmax(-1) == truth,
                      *(s.predict(features, verbose=0, batch_size=256).argmax(-1) == truth for s in scorers))
     return out
@@ -155,8 +155,7 @@ def main(argv=None) -> int:
     judged = {"held out": draw_episodes(held_images, 4 if args.quick else 160, rng(98)),
               "Lake": context.lake_pairs(data.load_lake_runs(size=image_size))}
     tests, candidates, answers = draw_episodes(train_images, 5 if args.quick else NOTEBOOK["episodes"], rng(10))
-    pairs, _ = context.pair_encodings(frozen, tests, candidates, append_scores=True)
-    train_features = pairs.reshape(-1, *pairs.shape[-2:])
+    train_features, _ = context.trial_features(frozen, tests, candidates)
     steps = 10 if args.quick else args.steps
     seeds, epochs = ([args.seed], 1) if args.quick else ([args.seed, args.seed + 1], NOTEBOOK["epochs"])
     per_seed = []

@@ -12,7 +12,8 @@ the N scores is the decision.
 (vectorised); :func:`episode_pairs` and :func:`lake_pairs` lay out the
 (test, candidate) image pairs of episodes and of Lake et al.'s runs;
 :func:`pair_encodings` runs the ARC over them; :func:`context_features` puts
-each candidate's encoding and naive score together (:func:`feature_statistics`
+each candidate's encoding and naive score together (:func:`trial_features`: both
+at once) (:func:`feature_statistics`
 measures their spread, a chunk at a time); :func:`context_model` is
 the bidirectional-LSTM scorer; :func:`shuffle_candidates` re-orders candidates
 for training, and :class:`ShuffledTrials` serves them to ``fit`` that way, batch
@@ -118,6 +119,16 @@ def pair_encodings(model, tests, candidates, batch_size: int = 1000, both_orders
     if append_scores:
         encodings[:, -1] = scores
     return encodings.reshape(*shape, -1), scores.reshape(shape)
+
+
+def trial_features(model, tests, candidates, batch_size: int = 1000, both_orders: bool = True):
+    """What the context model reads, straight from the comparator: the result of
+    ``context_features(*pair_encodings(...))`` without the encodings held twice
+    (:func:`pair_encodings` with ``append_scores``).  Returns ``(features,
+    scores)``: ``(trials, ways, features + 1)`` and the naive scores, ``(episodes,
+    tests, candidates)``."""
+    pairs, scores = pair_encodings(model, tests, candidates, batch_size, both_orders, append_scores=True)
+    return pairs.reshape(-1, *pairs.shape[-2:]), scores
 
 
 def context_features(encodings, scores) -> np.ndarray:

@@ -79,6 +79,10 @@ def test_pair_encodings_can_append_the_score_as_context_features_do(model):
     np.testing.assert_array_equal(with_scores[..., -1], scores)
     np.testing.assert_allclose(with_scores.reshape(-1, 4, 17), context.context_features(encodings, scores),
                                rtol=1e-6, atol=1e-7)
+    features, trial_scores = context.trial_features(model, tests, candidates, batch_size=5)
+    assert features.shape == (6, 4, 17)                      # one trial (a test and its 4 candidates) per row
+    np.testing.assert_array_equal(features, with_scores.reshape(-1, 4, 17))
+    np.testing.assert_array_equal(trial_scores, scores)
 
 
 def test_pair_encodings_gather_one_batch_of_images_at_a_time(model):
