@@ -333,6 +333,32 @@ def test_a_failure_is_named_by_the_cell_s_own_error_whatever_nbclient_raised():
     assert render_course._error_line(TimeoutError("Cell timed out\nmore"), nb, 0) == "cell 1: TimeoutError: Cell timed out"
 
 
+@pytest.mark.parametrize("environ, limit", [
+    ({"CAB420_PROFILE": "fast"}, 1800),
+    ({"CAB420_PROFILE": "full"}, 24 * 3600),
+    ({}, 24 * 3600),                                                      # auto: full on a GPU
+    ({"CAB420_PROFILE": "full", "CAB420_REHEARSAL": "1"}, 1800),          # a rehearsal's budgets are tiny
+    ({"CAB420_PROFILE": "fast", "CAB420_ARC_SECONDS": "4200"}, 6000),     # the capped training is one cell
+    ({"CAB420_PROFILE": "full", "CAB420_ARC_SECONDS": "140"}, 24 * 3600),
+    ({"CAB420_PROFILE": "fast", "CAB420_ARC_SECONDS": "soon"}, 1800),     # the notebook says what is wrong
+])
+def test_the_default_cell_limit_leaves_room_for_the_profile_and_the_arc_s_cap(environ, limit):
+    assert render_course.default_cell_timeout(environ) == limit
+
+
+def test_a_cell_past_its_time_limit_is_named_as_such_not_by_the_interrupt_it_leaves(tmp_path):
+    """A cell stopped by the per-cell limit used to read 'KeyboardInterrupt:' (the kernel's
+    shutdown interrupted it): the summary now says it ran out of time, and how to give it more."""
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1"),
+                                         nbformat.v4.new_code_cell("import time\ntime.sleep(60)")])
+    source = tmp_path / "slow.ipynb"
+    nbformat.write(nb, source)
+    ok, seconds, error = render_course.execute_notebook(source, tmp_path / "executed" / "slow.ipynb", timeout=3)
+    assert not ok and seconds < 50
+    assert error.startswith("cell 2: stopped: still running after the per-cell time limit of 3 s")
+    assert "--timeout" in error and "KeyboardInterrupt" not in error
+
+
 def _readme_duration(seconds: float) -> str:
     """A time as README's profile table writes it: ``44 s``, ``6 min 52 s``, ``1 h 12 min 05 s``."""
     s = int(round(seconds))

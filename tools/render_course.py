@@ -3,6 +3,9 @@
     python tools/render_course.py [--notebooks notebooks] [--build build]
                                   [--only PATTERN ...] [--timeout SECONDS] [--no-execute] [--rehearse]
 
+(``--timeout``: each cell's time limit; by default 30 min in the fast profile, 24 h where
+the full profile may run, and never less than ``$CAB420_ARC_SECONDS`` + 30 min.)
+
 For each notebook (sorted; only those whose name contains one of the ``--only``
 patterns, if given):
 
@@ -42,6 +45,7 @@ import csv
 import datetime
 import html
 import json
+import math
 import os
 import re
 import shutil
@@ -69,11 +73,43 @@ REHEARSAL_ALLOWED = ("AssertionError",)  # what a rehearsal lets pass: a claim i
 
 
 # --------------------------------------------------------------------------- execute
-def _error_line(exc: BaseException, nb, cell_index: int | None) -> str:
-    """'cell N: Name: message': a failed cell's exception (its traceback's last line, from
-    the error output), or the first line of any other failure (timeout, dead kernel)."""
-    from nbclient.exceptions import CellExecutionError
+FAST_CELL_TIMEOUT = 1800        # s: no fast-profile cell takes more than minutes; one past this has hung
+FULL_CELL_TIMEOUT = 24 * 3600   # s: the full profile's ARC trainings take hours where the card is slow
 
+
+def default_cell_timeout(environ=None) -> int:
+    """The per-cell time limit when ``--timeout`` is not given, from the environment the
+    notebooks will run in: 30 min for the fast profile and a rehearsal (its budgets are
+    tiny), 24 h where the full profile may run (``CAB420_PROFILE=full``, or ``auto``,
+    which is full on a GPU), and never less than a time cap on the ARC's training
+    (``CAB420_ARC_SECONDS``) plus 30 min, since the capped training runs in one cell."""
+    environ = os.environ if environ is None else environ
+    profile = (environ.get("CAB420_PROFILE") or "auto").strip().lower()
+    rehearsal = (environ.get("CAB420_REHEARSAL") or "").strip().lower() in ("1", "true", "yes")
+    limit = FAST_CELL_TIMEOUT if profile == "fast" or rehearsal else FULL_CELL_TIMEOUT
+    cap = (environ.get("CAB420_ARC_SECONDS") or "").strip()
+    try:
+        cap_seconds = float(cap) if cap else 0.0
+    except ValueError:
+        cap_seconds = 0.0     # the notebook's own check says what is wrong with it
+    if math.isfinite(cap_seconds) and cap_seconds > 0:
+        limit = max(limit, int(cap_seconds) + FAST_CELL_TIMEOUT)
+    return limit
+
+
+def _error_line(exc: BaseException, nb, cell_index: int | None, timeout: int | None = None) -> str:
+    """'cell N: Name: message': a failed cell's exception (its traceback's last line, from
+    the error output), or the first line of any other failure (dead kernel); a cell that
+    ran past the per-cell limit ``timeout`` is named as such, with how to raise it."""
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError
+
+    if isinstance(exc, CellTimeoutError):
+        # the kernel is stopped after the timeout, which can leave a KeyboardInterrupt in the cell:
+        # that is not what happened, so say what did
+        limit = f"the per-cell time limit of {timeout} s" if timeout else "the per-cell time limit"
+        where = f"cell {cell_index + 1}: " if cell_index is not None else ""
+        return (f"{where}stopped: still running after {limit} (give it more with "
+                f"`tools/render_course.py --timeout SECONDS`)")
     last = None
     # the cell's own error output first, whatever nbclient raised (an interrupted kernel shows its
     # KeyboardInterrupt there, while nbclient raises an AssertionError of its own)
@@ -122,7 +158,7 @@ def execute_notebook(path, out_path, timeout=1800, env=None, allow_error_names=(
     try:
         client.execute(env=dict(os.environ if env is None else env))
     except Exception as exc:  # a failed cell, a timeout, a dead kernel: record it and go on
-        error = _error_line(exc, nb, current["index"])
+        error = _error_line(exc, nb, current["index"], timeout)
     seconds = time.perf_counter() - started
     unmet = [f"cell {i + 1}: {o.get('ename')}: {' '.join(str(o.get('evalue', '')).split())[:300]}"
              for i, cell in enumerate(nb.cells) for o in cell.get("outputs", [])
@@ -782,7 +818,10 @@ def parse_args(argv=None):
                         help="build folder (default: $CAB420_BUILD or build)")
     parser.add_argument("--only", nargs="+", metavar="PATTERN", default=None,
                         help="only notebooks whose file name contains one of these")
-    parser.add_argument("--timeout", type=int, default=1800, help="per-cell timeout in seconds (default 1800)")
+    parser.add_argument("--timeout", type=int, default=None,
+                        help=f"per-cell time limit in seconds (default: {FAST_CELL_TIMEOUT} in the fast profile, "
+                             f"{FULL_CELL_TIMEOUT} where the full profile may run, and at least "
+                             f"$CAB420_ARC_SECONDS + {FAST_CELL_TIMEOUT})")
     parser.add_argument("--no-execute", action="store_true",
                         help="render from existing build/executed/*.ipynb and build/results/*.json")
     parser.add_argument("--rehearse", action="store_true",
@@ -810,6 +849,7 @@ def main(argv=None) -> int:
     env.pop("MPLBACKEND", None)  # let ipykernel choose its inline backend, so figures are captured
     if args.rehearse:
         env["CAB420_REHEARSAL"] = "1"
+    timeout = args.timeout if args.timeout is not None else default_cell_timeout(env)
     summary = []
     for path in selected:
         stem = path.stem
@@ -817,7 +857,7 @@ def main(argv=None) -> int:
         if not args.no_execute:
             (results_dir / f"{stem}.json").unlink(missing_ok=True)  # a failed run leaves no stale results
             print(f"[run] {path}", flush=True)
-            ok, seconds, error = execute_notebook(path, executed, args.timeout, env=env,
+            ok, seconds, error = execute_notebook(path, executed, timeout, env=env,
                                                   allow_error_names=REHEARSAL_ALLOWED if args.rehearse else ())
             print(f"      {'ok' if ok else 'FAILED'} in {seconds:.1f} s" + (f" — {error}" if error else ""),
                   flush=True)
