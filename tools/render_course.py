@@ -45,7 +45,6 @@ import csv
 import datetime
 import html
 import json
-import math
 import os
 import re
 import shutil
@@ -83,17 +82,16 @@ def default_cell_timeout(environ=None) -> int:
     tiny), 24 h where the full profile may run (``CAB420_PROFILE=full``, or ``auto``,
     which is full on a GPU), and never less than a time cap on the ARC's training
     (``CAB420_ARC_SECONDS``) plus 30 min, since the capped training runs in one cell."""
+    from cab420utils._validate import finite_positive
+    from cab420utils.profiles import ARC_SECONDS_VARIABLE, PROFILE_VARIABLE, REHEARSAL_VARIABLE
+
     environ = os.environ if environ is None else environ
-    profile = (environ.get("CAB420_PROFILE") or "auto").strip().lower()
-    rehearsal = (environ.get("CAB420_REHEARSAL") or "").strip().lower() in ("1", "true", "yes")
+    profile = (environ.get(PROFILE_VARIABLE) or "auto").strip().lower()
+    rehearsal = (environ.get(REHEARSAL_VARIABLE) or "").strip().lower() in ("1", "true", "yes")
     limit = FAST_CELL_TIMEOUT if profile == "fast" or rehearsal else FULL_CELL_TIMEOUT
-    cap = (environ.get("CAB420_ARC_SECONDS") or "").strip()
-    try:
-        cap_seconds = float(cap) if cap else 0.0
-    except ValueError:
-        cap_seconds = 0.0     # the notebook's own check says what is wrong with it
-    if math.isfinite(cap_seconds) and cap_seconds > 0:
-        limit = max(limit, int(cap_seconds) + FAST_CELL_TIMEOUT)
+    cap = finite_positive(environ.get(ARC_SECONDS_VARIABLE))   # None when unset or malformed: the notebook's
+    if cap is not None:                                         # own check says what is wrong with it
+        limit = max(limit, int(cap) + FAST_CELL_TIMEOUT)
     return limit
 
 
