@@ -12,9 +12,9 @@ the N scores is the decision.
 (vectorised); :func:`episode_pairs` and :func:`lake_pairs` lay out the
 (test, candidate) image pairs of episodes and of Lake et al.'s runs;
 :func:`pair_encodings` runs the ARC over them; :func:`context_features` puts
-each candidate's encoding and naive score together (:func:`trial_features`: both
-at once) (:func:`feature_statistics`
-measures their spread, a chunk at a time); :func:`context_model` is
+each candidate's encoding and naive score together, and :func:`trial_features`
+does both at once (:func:`feature_statistics` measures their spread, a chunk at
+a time); :func:`context_model` is
 the bidirectional-LSTM scorer; :func:`shuffle_candidates` re-orders candidates
 for training, and :class:`ShuffledTrials` serves them to ``fit`` that way, batch
 by batch.  To train the comparator *through* the decision, as Shyam et al.
