@@ -32,7 +32,7 @@ from ._validate import finite_positive
 from .glimpses import CauchyGlimpse, take_feature_glimpse
 from .metrics import roc_auc
 from .profiles import ARC_SECONDS_VARIABLE, check_arc_seconds, rehearsal_budget
-from .training import cosine_adam, gradient_step, shortened_cosine_adam
+from .training import cosine_adam, gradient_step, replanned_cosine_adam
 
 
 @keras.saving.register_keras_serializable(package="cab420utils")
@@ -283,11 +283,13 @@ def train_comparator(model: ARC, images, *, steps: int, batch: int, learning_rat
     ``CAB420_DISTRIBUTION=mirrored``), ``jax.value_and_grad`` on JAX.
 
     ``seconds``: a time cap (``run.arc_seconds``, for a GPU lent for minutes).
-    After its first steps the training times itself; when ``steps`` will not fit,
-    it trains only the steps that do, its cosine shortened to land at the new end,
-    and it stops at the cap whatever happens.  ``len(losses)``: the steps trained.
+    After its first steps the training times itself (and again at a quarter, half
+    and three quarters of the cap: :class:`TimeCap`); when ``steps`` will not fit,
+    it trains only the steps that do, its cosine carried on from where it stands
+    to land at the new end, and it stops at the cap whatever happens.
+    ``len(losses)``: the steps trained.
     """
-    cap = None if seconds is None else TimeCap(seconds, timed=min(steps, max(50, steps // 100)), clock=clock)
+    cap = None if seconds is None else TimeCap(seconds, steps, timed=min(steps, max(50, steps // 100)), clock=clock)
     optimizer = cosine_adam(learning_rate, steps, clipnorm=clipnorm)
     loss_fn = keras.losses.BinaryCrossentropy(from_logits=True)
 
@@ -304,11 +306,10 @@ def train_comparator(model: ARC, images, *, steps: int, batch: int, learning_rat
         a, b, same = pair_images(images, character_pairs(n_characters, n_drawers, batch, rng, window=window),
                                  max_shift, rng)
         losses.append(float(train_step(a, b, same)))
-        if cap is not None and (planned := cap.plan(step, steps)) < steps:
-            steps = planned                                # the time cap: fewer steps in all,
-            if steps > step:                               # the cosine landing at the new end
-                optimizer = shortened_cosine_adam(optimizer, model.trainable_variables, learning_rate, steps,
-                                                  clipnorm)
+        if cap is not None and (planned := cap.plan(step)) != steps:
+            steps = planned                                # the time cap: a new plan of steps in all,
+            if steps > step:                               # the cosine carrying on to land at its new end
+                optimizer = replanned_cosine_adam(optimizer, model.trainable_variables, steps, clipnorm)
                 train_step = gradient_step(model, optimizer, pair_loss)
         if step % evaluate_every == 0 or step == steps:
             point = {"step": step, "training loss": float(np.mean(losses[-evaluate_every:]))}
@@ -323,27 +324,54 @@ def train_comparator(model: ARC, images, *, steps: int, batch: int, learning_rat
 
 
 class TimeCap:
-    """How many steps of a training fit in ``seconds``: :meth:`plan` is asked after
-    every step.  After step ``timed`` it times the steps since the first (which
-    includes compiling) and plans the steps that fit, with 10% spare (evaluations,
-    compiling again); past ``seconds`` it says stop (the plan: this step)."""
+    """How many of a training's ``budget`` steps fit in ``seconds``: :meth:`plan`
+    is asked after every step and answers the steps to train in all.
 
-    def __init__(self, seconds: float, timed: int, clock=time.perf_counter):
+    After step ``timed`` it times the steps since the first (the first compiles)
+    and plans the steps that fit, with 10% of the time left to spare
+    (evaluations, compiling again).  A pace timed once can mislead — early steps
+    slowed by something running beside them leave the cap half used, a machine
+    that slows later overruns it — so when a quarter, half and three quarters of
+    ``seconds`` have gone it times the steps since its last plan and plans
+    again, longer or shorter, never past ``budget`` (a change under 2% of the
+    plan is let be: each new plan costs a compile).  Past ``seconds`` it says
+    stop (the plan: this step)."""
+
+    CHECKS = (0.25, 0.5, 0.75)   # the fractions of the cap at which the plan is timed again
+    SPARE = 0.9                  # the share of the time left that a plan fills
+    SETTLE = 0.02                # a new plan this close to the last is not worth a compile
+
+    def __init__(self, seconds: float, budget: int, timed: int, clock=time.perf_counter):
         self.seconds = check_arc_seconds(seconds, f"seconds={seconds!r} (a time cap)")
+        if isinstance(budget, bool) or int(budget) != budget or budget < 1:
+            raise ValueError(f"a time cap plans a budget of at least 1 step, got budget={budget!r}")
+        self.budget, self.planned = int(budget), int(budget)
         self.timed, self.clock = max(int(timed), 1), clock
-        self.started, self.after_first = clock(), None
+        self.started, self.since = clock(), None      # since: (step, seconds) where the pace is timed from
+        self.checks = [fraction * self.seconds for fraction in self.CHECKS]
 
-    def plan(self, step: int, steps: int) -> int:
-        """The steps to train in all, now that ``step`` of the planned ``steps`` are done."""
+    def plan(self, step: int) -> int:
+        """The steps to train in all, now that ``step`` steps are done."""
         elapsed = self.clock() - self.started
         if step == 1:
-            self.after_first = elapsed
+            self.since = (1, elapsed)
         if elapsed > self.seconds:
+            self.planned = step
             return step
-        if step == self.timed and step > 1:
-            per_step = max((elapsed - self.after_first) / (step - 1), 1e-9)
-            return max(step, min(steps, step + int(0.9 * (self.seconds - elapsed) / per_step)))
-        return steps
+        timed_now = step == self.timed and step > 1
+        checked_now = step > self.timed and self.checks and elapsed >= self.checks[0]
+        if timed_now or checked_now:
+            while self.checks and elapsed >= self.checks[0]:
+                self.checks.pop(0)                     # a check passed while the steps ran is not made twice
+            steps_since, since = step - self.since[0], self.since[1]
+            self.since = (step, elapsed)
+            if steps_since > 0:
+                per_step = max((elapsed - since) / steps_since, 1e-9)
+                fits = step + int(self.SPARE * (self.seconds - elapsed) / per_step)
+                new = max(step, min(self.budget, fits))
+                if timed_now or abs(new - self.planned) > self.SETTLE * self.planned or new <= step:
+                    self.planned = new
+        return self.planned
 
 
 def save_comparator(model: ARC, path, settings: dict) -> Path:

@@ -1,6 +1,8 @@
 """Training conveniences shared by the notebooks: one optimiser recipe."""
 from __future__ import annotations
 
+import math
+
 import keras
 
 
@@ -15,23 +17,65 @@ def cosine_adam(learning_rate: float, steps: int, clipnorm: float | None = None)
     return keras.optimizers.Adam(schedule, clipnorm=clipnorm)
 
 
-def shortened_cosine_adam(optimizer, variables, learning_rate: float, steps: int,
-                          clipnorm: float | None = None) -> keras.optimizers.Adam:
-    """A :func:`cosine_adam` over ``steps`` steps in all that carries on where
-    ``optimizer`` (a built ``cosine_adam`` for the same ``variables``) stands:
-    the same step count and Adam moments, the cosine now reaching 0 at ``steps``.
-    For a training that learns, after its first steps, that its budget will not
-    fit the time it has (:func:`cab420utils.arc.train_comparator`)."""
+@keras.saving.register_keras_serializable(package="cab420utils")
+class ReplannedCosine(keras.optimizers.schedules.LearningRateSchedule):
+    """A cosine decay from ``learning_rate`` to 0 that was re-planned at step
+    ``since``, where it stood at ``progress`` (0: the top of the cosine, 1: its
+    end): from there it moves on along the same cosine and reaches 0 at step
+    ``end``.  The learning rate is continuous at the re-plan, whether the new
+    end comes sooner (a training that will not fit its time) or later (one
+    that found time to spare); with ``since=0, progress=0`` it is Keras'
+    ``CosineDecay`` over ``end`` steps."""
+
+    def __init__(self, learning_rate: float, since: int, progress: float, end: int):
+        if not 0 <= since <= end or not 0.0 <= progress <= 1.0:
+            raise ValueError(f"a re-planned cosine needs 0 <= since <= end and progress in [0, 1], "
+                             f"got since={since}, end={end}, progress={progress}")
+        self.learning_rate, self.since, self.progress, self.end = (float(learning_rate), int(since),
+                                                                   float(progress), int(end))
+
+    def progress_at(self, step: int) -> float:
+        """Where along the cosine (0 to 1) step ``step`` stands (a plain number)."""
+        along = min(max((step - self.since) / max(self.end - self.since, 1), 0.0), 1.0)
+        return self.progress + (1.0 - self.progress) * along
+
+    def __call__(self, step):
+        step = keras.ops.cast(step, "float32")
+        along = keras.ops.clip((step - self.since) / max(self.end - self.since, 1), 0.0, 1.0)
+        progress = self.progress + (1.0 - self.progress) * along
+        return self.learning_rate * 0.5 * (1.0 + keras.ops.cos(math.pi * progress))
+
+    def get_config(self) -> dict:
+        return {"learning_rate": self.learning_rate, "since": self.since, "progress": self.progress,
+                "end": self.end}
+
+
+def replanned_cosine_adam(optimizer, variables, steps: int, clipnorm: float | None = None) -> keras.optimizers.Adam:
+    """Adam that carries on where ``optimizer`` (a built :func:`cosine_adam`, or
+    one this function returned, for the same ``variables``) stands — the same
+    step count and Adam moments, the learning rate where it was — and whose
+    cosine now reaches 0 at step ``steps`` in all (:class:`ReplannedCosine`).
+    For a training that learns, as it times itself, that its budget will not
+    fit the time it has, or that more of it will (:func:`cab420utils.arc.train_comparator`)."""
     done = int(keras.ops.convert_to_numpy(optimizer.iterations))
     if steps < done:
-        raise ValueError(f"cannot shorten a training to {steps} steps: it has already taken {done}")
-    shorter = cosine_adam(learning_rate, steps, clipnorm=clipnorm)
-    shorter.build(variables)
-    if len(shorter.variables) != len(optimizer.variables):
+        raise ValueError(f"cannot re-plan a training to {steps} steps: it has already taken {done}")
+    schedule = getattr(optimizer, "_learning_rate", None)
+    if isinstance(schedule, ReplannedCosine):
+        learning_rate, progress = schedule.learning_rate, schedule.progress_at(done)
+    elif isinstance(schedule, keras.optimizers.schedules.CosineDecay) and schedule.warmup_target is None \
+            and not schedule.alpha:
+        learning_rate, progress = schedule.initial_learning_rate, min(done / schedule.decay_steps, 1.0)
+    else:
+        raise ValueError("the optimizer to carry on from is not a cosine_adam (its learning rate "
+                         "is not a cosine decay to re-plan)")
+    replanned = keras.optimizers.Adam(ReplannedCosine(learning_rate, done, progress, steps), clipnorm=clipnorm)
+    replanned.build(variables)
+    if len(replanned.variables) != len(optimizer.variables):
         raise ValueError("the optimizer to carry on from is not a built cosine_adam of the same variables")
-    for mine, theirs in zip(shorter.variables, optimizer.variables):
+    for mine, theirs in zip(replanned.variables, optimizer.variables):
         mine.assign(theirs)
-    return shorter
+    return replanned
 
 
 def gradient_step(model, optimizer, loss_fn, whole=()):

@@ -300,17 +300,65 @@ class FakeClock:
 
 
 def test_a_time_cap_plans_the_steps_that_fit_after_timing_the_first():
-    cap = arc.TimeCap(100, timed=5, clock=FakeClock(1.0, first=9.0))   # step 1 at 10 s, then 1 s a step
-    assert [cap.plan(step, 1000) for step in range(1, 5)] == [1000] * 4
+    cap = arc.TimeCap(100, 1000, timed=5, clock=FakeClock(1.0, first=9.0))   # step 1 at 10 s, then 1 s a step
+    assert [cap.plan(step) for step in range(1, 5)] == [1000] * 4
     # at step 5: 14 s gone, 1 s a step since the first, 86 s left, 10% spare: 77 more steps
-    assert cap.plan(5, 1000) == 5 + 77
-    cap = arc.TimeCap(100, timed=5, clock=FakeClock(1.0, first=9.0))
-    assert [cap.plan(step, 50) for step in range(1, 6)] == [50] * 5          # a budget that fits is kept
-    late = arc.TimeCap(3, timed=100, clock=FakeClock(1.0))
-    assert [late.plan(step, 1000) for step in range(1, 5)] == [1000, 1000, 1000, 4]   # past the cap: stop there
+    assert cap.plan(5) == 5 + 77
+    # at a quarter of the cap (step 16, 25 s) it times the 11 steps since: 83 would fit, too close to 82 to recompile
+    assert [cap.plan(step) for step in range(6, 20)] == [82] * 14
+    cap = arc.TimeCap(100, 50, timed=5, clock=FakeClock(1.0, first=9.0))
+    assert [cap.plan(step) for step in range(1, 50)] == [50] * 49          # a budget that fits is kept
+    late = arc.TimeCap(3, 1000, timed=100, clock=FakeClock(1.0))
+    assert [late.plan(step) for step in range(1, 5)] == [1000, 1000, 1000, 4]   # past the cap: stop there
     for bad in (0, -1, float("nan"), float("inf"), "soon", True, None):
         with pytest.raises(ValueError, match="time cap"):
-            arc.TimeCap(bad, timed=5)
+            arc.TimeCap(bad, 1000, timed=5)
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="budget of at least 1 step"):
+            arc.TimeCap(100, bad, timed=5)
+
+
+class ChangingClock:
+    """A clock that moves ``ticks[0]`` seconds a read for its first ``until`` reads, then ``ticks[1]``: a machine
+    that speeds up (something ran beside the first steps) or slows down (something started later)."""
+
+    def __init__(self, ticks: tuple[float, float], until: int):
+        self.now, self.ticks, self.until, self.reads = 0.0, ticks, until, 0
+
+    def __call__(self) -> float:
+        self.reads += 1
+        self.now += self.ticks[0] if self.reads <= self.until else self.ticks[1]
+        return self.now
+
+
+def capped_run(cap: arc.TimeCap) -> tuple[int, float, list[int]]:
+    """Steps as a training takes them under ``cap`` (one clock read a step): the steps trained, the seconds they
+    took, and every plan that differed from the one before."""
+    plans, step = [cap.budget], 0
+    while step < plans[-1]:
+        step += 1
+        if (planned := cap.plan(step)) != plans[-1]:
+            plans.append(planned)
+    return step, cap.clock.now - cap.started, plans
+
+
+def test_a_time_cap_plans_again_so_slow_first_steps_do_not_leave_the_cap_half_used():
+    # 2 s a step while something runs beside the first 50, then 1 s: timed once, the plan would end near 500 s
+    cap = arc.TimeCap(1000, 10_000, timed=20, clock=ChangingClock((2.0, 1.0), until=50))
+    steps, seconds, plans = capped_run(cap)
+    assert plans[1] < 500                                   # the first plan, from the slow steps
+    assert 0.93 * 1000 <= seconds <= 1000 and steps == plans[-1] and len(plans) <= 1 + 4
+    assert plans[1:] == sorted(plans[1:]) and plans[-1] <= 10_000    # each plan longer, never past the budget
+
+
+def test_a_time_cap_plans_again_when_the_machine_slows_down_and_lands_before_the_cap():
+    cap = arc.TimeCap(1000, 10_000, timed=20, clock=ChangingClock((1.0, 3.0), until=300))
+    steps, seconds, plans = capped_run(cap)
+    assert plans[1] > 800 and plans[-1] < plans[1]          # planned at 1 s a step, then shortened
+    assert steps == plans[-1] and seconds <= 1000           # it lands on its plan, not on the cap's hard stop
+    # a budget that fits however the pace moves is trained whole
+    cap = arc.TimeCap(1000, 200, timed=20, clock=ChangingClock((1.0, 2.0), until=100))
+    assert capped_run(cap)[0] == 200
 
 
 def test_a_failed_check_says_when_a_time_cap_cut_the_training_short():
@@ -325,20 +373,20 @@ def test_a_capped_training_trains_fewer_steps_and_lands_its_schedule_at_the_new_
     images = np.random.default_rng(7).random((6, 3, 12, 12)).astype(np.float32)
     model = arc.ARC(hidden=8, glimpses_per_image=2, glimpse_size=4, head_units=4)
     model([np.zeros((1, 12, 12), np.float32)] * 2)
-    shortened = []
+    replanned = []
 
     def spy(*args, **kwargs):
-        shortened.append(training.shortened_cosine_adam(*args, **kwargs))
-        return shortened[-1]
+        replanned.append(training.replanned_cosine_adam(*args, **kwargs))
+        return replanned[-1]
 
-    monkeypatch.setattr(arc, "shortened_cosine_adam", spy)
+    monkeypatch.setattr(arc, "replanned_cosine_adam", spy)
     # 0.1 s a step: after the 50 timed steps (5 s) the 10 s cap leaves room for about 45 more, not 400
     losses, curve = arc.train_comparator(model, images, steps=400, batch=4, learning_rate=1e-2, clipnorm=1.0,
                                          window=2, rng=np.random.default_rng(9), evaluate_every=1000,
                                          seconds=10, clock=FakeClock(0.1))
     assert 90 <= len(losses) <= 96 and np.isfinite(losses).all()
     assert curve[-1]["step"] == len(losses)                       # the last point is where it stopped
-    (optimizer,) = shortened
+    optimizer = replanned[-1]
     assert int(keras.ops.convert_to_numpy(optimizer.iterations)) == len(losses)   # every step on the new plan's count
     assert float(optimizer._learning_rate(len(losses))) == pytest.approx(0.0, abs=1e-9)
     # no cap: the whole budget, as before

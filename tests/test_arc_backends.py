@@ -41,11 +41,16 @@ losses, curve = arc.train_comparator(model, images, steps=4, batch=8, learning_r
                                      window=3, rng=np.random.default_rng(1), max_shift=1,
                                      validation=(a, b, same), evaluate_every=2)
 model.save_weights(os.path.join(folder, f"{kind}-{keras.config.backend()}.weights.h5"))
-print("RESULT " + json.dumps({
+result = {
     "backend": keras.config.backend(), "losses": losses, "before": before.tolist(),
     "scores": arc.pair_scores(model, a, b).tolist(),
     "curve": [[c["step"], c["validation ROC AUC"]] for c in curve],
-    "weights": {w.path: np.asarray(w).tolist() for w in model.weights}}))
+    "weights": {w.path: np.asarray(w).tolist() for w in model.weights}}
+ticks = iter(range(10**6))   # then a time cap that re-plans: a clock second a step; at step 50 of 60, 51 s gone, 4 more fit
+capped, _ = arc.train_comparator(model, images, steps=60, batch=8, learning_rate=1e-3, clipnorm=1.0, window=3,
+                                 rng=np.random.default_rng(2), evaluate_every=1000, seconds=56,
+                                 clock=lambda: float(next(ticks)))
+print("RESULT " + json.dumps(dict(result, capped=capped)))
 '''
 
 LOAD = SETUP + r'''
@@ -95,6 +100,13 @@ def test_jax_trains_the_comparator_as_tensorflow_does(runs):
     assert [step for step, _ in jax["curve"]] == [2, 4]
     assert np.allclose([auc for _, auc in jax["curve"]], [auc for _, auc in tensorflow["curve"]])
     assert not np.allclose(jax["scores"], jax["before"])        # four steps moved the scores: it trained
+
+
+def test_jax_trains_under_a_time_cap_that_plans_again_as_tensorflow_does(runs):
+    kind, tensorflow, jax = runs
+    assert len(tensorflow["capped"]) == len(jax["capped"]) == 54      # the re-plan's steps, not the budget's 60
+    assert np.isfinite(jax["capped"]).all()
+    assert np.allclose(jax["capped"], tensorflow["capped"], rtol=1e-3, atol=1e-4), kind
 
 
 def test_jax_scores_what_tensorflow_trained_and_saved(runs, folder, child_result):

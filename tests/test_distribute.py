@@ -180,6 +180,11 @@ for name in ("mirrored", "none"):
                                      window=10, rng=np.random.default_rng(1), evaluate_every=4)
     trained[name] = {"losses": losses, "variable": type(model.trainable_weights[0].value).__name__,
                      "weights": [float(np.abs(w).sum()) for w in model.get_weights()]}
+    ticks = iter(range(10**6))   # a time cap that re-plans: the optimiser rebuilt on every replica, at step 50 of 60
+    trained[name]["capped"], _ = arc.train_comparator(model, images, steps=60, batch=8, learning_rate=1e-2,
+                                                      clipnorm=None, window=10, rng=np.random.default_rng(2),
+                                                      evaluate_every=1000, seconds=56,
+                                                      clock=lambda: float(next(ticks)))
 out["arc"] = trained
 print("RESULT " + json.dumps(out))
 '''
@@ -212,6 +217,8 @@ def test_arc_trains_the_same_on_two_replicas_as_on_one(custom_loops):
     assert mirrored["losses"] == pytest.approx(one["losses"], rel=1e-4)
     assert mirrored["weights"] == pytest.approx(one["weights"], rel=1e-4)
     assert mirrored["losses"][-1] != mirrored["losses"][0]   # it trained
+    assert len(mirrored["capped"]) == len(one["capped"]) == 54   # the time cap's new plan, on replicas as on one
+    assert mirrored["capped"] == pytest.approx(one["capped"], rel=1e-3)
 
 
 def test_split_cpu_reads_and_checks_the_setting(monkeypatch):
