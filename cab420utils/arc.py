@@ -32,7 +32,7 @@ from ._validate import finite_positive
 from .glimpses import CauchyGlimpse, take_feature_glimpse
 from .metrics import roc_auc
 from .profiles import ARC_SECONDS_VARIABLE, check_arc_seconds, rehearsal_budget
-from .training import cosine_adam, gradient_step, replanned_cosine_adam
+from .training import CosinePlan, cosine_adam, gradient_step
 
 
 @keras.saving.register_keras_serializable(package="cab420utils")
@@ -283,14 +283,17 @@ def train_comparator(model: ARC, images, *, steps: int, batch: int, learning_rat
     ``CAB420_DISTRIBUTION=mirrored``), ``jax.value_and_grad`` on JAX.
 
     ``seconds``: a time cap (``run.arc_seconds``, for a GPU lent for minutes).
-    After its first steps the training times itself (and again at a quarter, half
-    and three quarters of the cap: :class:`TimeCap`); when ``steps`` will not fit,
-    it trains only the steps that do, its cosine carried on from where it stands
-    to land at the new end, and it stops at the cap whatever happens.
-    ``len(losses)``: the steps trained.
+    After its first steps the training times itself, and again at every tenth of
+    the cap (:class:`TimeCap`); when ``steps`` will not fit, it trains only the
+    steps that do, its cosine carried on from where it stands to land at the new
+    end (:class:`~cab420utils.training.CosinePlan`), and it stops at the cap
+    whatever happens.  ``len(losses)``: the steps trained.
     """
-    cap = None if seconds is None else TimeCap(seconds, steps, timed=min(steps, max(50, steps // 100)), clock=clock)
-    optimizer = cosine_adam(learning_rate, steps, clipnorm=clipnorm)
+    if seconds is None:
+        cap, plan, optimizer = None, None, cosine_adam(learning_rate, steps, clipnorm=clipnorm)
+    else:   # the same cosine, as a plan that can change: the rate is set before each step, no compiling again
+        cap = TimeCap(seconds, steps, timed=min(steps, max(50, steps // 100)), clock=clock)
+        plan, optimizer = CosinePlan(learning_rate, steps), keras.optimizers.Adam(learning_rate, clipnorm=clipnorm)
     loss_fn = keras.losses.BinaryCrossentropy(from_logits=True)
 
     def pair_loss(images_a, images_b, same):
@@ -303,14 +306,13 @@ def train_comparator(model: ARC, images, *, steps: int, batch: int, learning_rat
     step = 0
     while step < steps:
         step += 1
+        if plan is not None:
+            optimizer.learning_rate = plan.rate(step - 1)   # the optimiser has taken step - 1 steps
         a, b, same = pair_images(images, character_pairs(n_characters, n_drawers, batch, rng, window=window),
                                  max_shift, rng)
         losses.append(float(train_step(a, b, same)))
         if cap is not None and (planned := cap.plan(step)) != steps:
-            steps = planned                                # the time cap: a new plan of steps in all,
-            if steps > step:                               # the cosine carrying on to land at its new end
-                optimizer = replanned_cosine_adam(optimizer, model.trainable_variables, steps, clipnorm)
-                train_step = gradient_step(model, optimizer, pair_loss)
+            plan, steps = plan.replanned(step, planned), planned   # the cosine carries on to land at the new end
         if step % evaluate_every == 0 or step == steps:
             point = {"step": step, "training loss": float(np.mean(losses[-evaluate_every:]))}
             if validation is not None:
@@ -329,17 +331,15 @@ class TimeCap:
 
     After step ``timed`` it times the steps since the first (the first compiles)
     and plans the steps that fit, with 10% of the time left to spare
-    (evaluations, compiling again).  A pace timed once can mislead — early steps
-    slowed by something running beside them leave the cap half used, a machine
-    that slows later overruns it — so when a quarter, half and three quarters of
-    ``seconds`` have gone it times the steps since its last plan and plans
-    again, longer or shorter, never past ``budget`` (a change under 2% of the
-    plan is let be: each new plan costs a compile).  Past ``seconds`` it says
-    stop (the plan: this step)."""
+    (evaluations).  A pace timed once can mislead — early steps slowed by
+    something running beside them leave the cap part used, a machine that
+    slows later overruns it — so each time another tenth of ``seconds`` has
+    gone it times the steps since its last plan and plans again, longer or
+    shorter, never past ``budget``.  Past ``seconds`` it says stop (the plan:
+    this step)."""
 
-    CHECKS = (0.25, 0.5, 0.75)   # the fractions of the cap at which the plan is timed again
-    SPARE = 0.9                  # the share of the time left that a plan fills
-    SETTLE = 0.02                # a new plan this close to the last is not worth a compile
+    CHECKS = tuple(tenth / 10 for tenth in range(1, 10))   # the fractions of the cap at which it plans again
+    SPARE = 0.9                                            # the share of the time left that a plan fills
 
     def __init__(self, seconds: float, budget: int, timed: int, clock=time.perf_counter):
         self.seconds = check_arc_seconds(seconds, f"seconds={seconds!r} (a time cap)")
@@ -357,20 +357,12 @@ class TimeCap:
             self.since = (1, elapsed)
         if elapsed > self.seconds:
             self.planned = step
-            return step
-        timed_now = step == self.timed and step > 1
-        checked_now = step > self.timed and self.checks and elapsed >= self.checks[0]
-        if timed_now or checked_now:
+        elif step >= self.timed > 1 and (step == self.timed or (self.checks and elapsed >= self.checks[0])):
             while self.checks and elapsed >= self.checks[0]:
-                self.checks.pop(0)                     # a check passed while the steps ran is not made twice
-            steps_since, since = step - self.since[0], self.since[1]
-            self.since = (step, elapsed)
-            if steps_since > 0:
-                per_step = max((elapsed - since) / steps_since, 1e-9)
-                fits = step + int(self.SPARE * (self.seconds - elapsed) / per_step)
-                new = max(step, min(self.budget, fits))
-                if timed_now or abs(new - self.planned) > self.SETTLE * self.planned or new <= step:
-                    self.planned = new
+                self.checks.pop(0)                     # checks passed while the steps ran are not made twice
+            (since_step, since), self.since = self.since, (step, elapsed)
+            per_step = max((elapsed - since) / max(step - since_step, 1), 1e-9)
+            self.planned = max(step, min(self.budget, step + int(self.SPARE * (self.seconds - elapsed) / per_step)))
         return self.planned
 
 

@@ -23,8 +23,8 @@ A **time cap** (``CAB420_ARC_SECONDS=140``) is for a GPU lent for minutes: each
 ARC training (notebook 08's ARC, notebook 09's ConvARC: the course's long
 trainings) times its first steps, shortens its budget to the steps that fit in
 that many seconds, with the learning-rate schedule fitted to the shorter run,
-times itself again at a quarter, half and three quarters of the cap and plans
-anew (``arc.TimeCap``), and reports how many steps it trained.  Unset (the default), a budget's steps
+times itself again at every tenth of the cap and plans anew (``arc.TimeCap``),
+and reports how many steps it trained.  Unset (the default), a budget's steps
 are trained however long they take.
 """
 from __future__ import annotations

@@ -17,65 +17,37 @@ def cosine_adam(learning_rate: float, steps: int, clipnorm: float | None = None)
     return keras.optimizers.Adam(schedule, clipnorm=clipnorm)
 
 
-@keras.saving.register_keras_serializable(package="cab420utils")
-class ReplannedCosine(keras.optimizers.schedules.LearningRateSchedule):
-    """A cosine decay from ``learning_rate`` to 0 that was re-planned at step
-    ``since``, where it stood at ``progress`` (0: the top of the cosine, 1: its
-    end): from there it moves on along the same cosine and reaches 0 at step
-    ``end``.  The learning rate is continuous at the re-plan, whether the new
-    end comes sooner (a training that will not fit its time) or later (one
-    that found time to spare); with ``since=0, progress=0`` it is Keras'
-    ``CosineDecay`` over ``end`` steps."""
+class CosinePlan:
+    """The learning rate of a cosine decay from ``learning_rate`` to 0 over
+    ``steps`` steps (the values of :func:`cosine_adam`'s schedule) that can be
+    planned again part way: :meth:`replanned` carries on along the same cosine
+    from where a step stands and reaches 0 at a new end, sooner or later, with
+    no jump in the rate.  For a training that learns, as it times itself, that
+    its budget will not fit the time it has, or that more of it will
+    (:func:`cab420utils.arc.train_comparator` sets the optimiser's rate from
+    it before every step, so a new plan costs no compiling)."""
 
-    def __init__(self, learning_rate: float, since: int, progress: float, end: int):
-        if not 0 <= since <= end or not 0.0 <= progress <= 1.0:
-            raise ValueError(f"a re-planned cosine needs 0 <= since <= end and progress in [0, 1], "
-                             f"got since={since}, end={end}, progress={progress}")
-        self.learning_rate, self.since, self.progress, self.end = (float(learning_rate), int(since),
-                                                                   float(progress), int(end))
+    def __init__(self, learning_rate: float, steps: int, since: int = 0, progress: float = 0.0):
+        if int(steps) != steps or not 0 <= since <= steps or steps < 1 or not 0.0 <= progress <= 1.0:
+            raise ValueError(f"a cosine plan needs whole steps >= 1, 0 <= since <= steps and progress in [0, 1], "
+                             f"got steps={steps!r}, since={since!r}, progress={progress!r}")
+        self.learning_rate, self.steps = float(learning_rate), int(steps)
+        self.since, self.progress = int(since), float(progress)
 
     def progress_at(self, step: int) -> float:
-        """Where along the cosine (0 to 1) step ``step`` stands (a plain number)."""
-        along = min(max((step - self.since) / max(self.end - self.since, 1), 0.0), 1.0)
+        """Where along the cosine (0: its top, 1: its end) the optimiser's step ``step`` stands."""
+        along = min(max((step - self.since) / max(self.steps - self.since, 1), 0.0), 1.0)
         return self.progress + (1.0 - self.progress) * along
 
-    def __call__(self, step):
-        step = keras.ops.cast(step, "float32")
-        along = keras.ops.clip((step - self.since) / max(self.end - self.since, 1), 0.0, 1.0)
-        progress = self.progress + (1.0 - self.progress) * along
-        return self.learning_rate * 0.5 * (1.0 + keras.ops.cos(math.pi * progress))
+    def rate(self, step: int) -> float:
+        """The learning rate of step ``step`` (counted from 0, as the optimiser counts its iterations)."""
+        return self.learning_rate * 0.5 * (1.0 + math.cos(math.pi * self.progress_at(step)))
 
-    def get_config(self) -> dict:
-        return {"learning_rate": self.learning_rate, "since": self.since, "progress": self.progress,
-                "end": self.end}
-
-
-def replanned_cosine_adam(optimizer, variables, steps: int, clipnorm: float | None = None) -> keras.optimizers.Adam:
-    """Adam that carries on where ``optimizer`` (a built :func:`cosine_adam`, or
-    one this function returned, for the same ``variables``) stands — the same
-    step count and Adam moments, the learning rate where it was — and whose
-    cosine now reaches 0 at step ``steps`` in all (:class:`ReplannedCosine`).
-    For a training that learns, as it times itself, that its budget will not
-    fit the time it has, or that more of it will (:func:`cab420utils.arc.train_comparator`)."""
-    done = int(keras.ops.convert_to_numpy(optimizer.iterations))
-    if steps < done:
-        raise ValueError(f"cannot re-plan a training to {steps} steps: it has already taken {done}")
-    schedule = getattr(optimizer, "_learning_rate", None)
-    if isinstance(schedule, ReplannedCosine):
-        learning_rate, progress = schedule.learning_rate, schedule.progress_at(done)
-    elif isinstance(schedule, keras.optimizers.schedules.CosineDecay) and schedule.warmup_target is None \
-            and not schedule.alpha:
-        learning_rate, progress = schedule.initial_learning_rate, min(done / schedule.decay_steps, 1.0)
-    else:
-        raise ValueError("the optimizer to carry on from is not a cosine_adam (its learning rate "
-                         "is not a cosine decay to re-plan)")
-    replanned = keras.optimizers.Adam(ReplannedCosine(learning_rate, done, progress, steps), clipnorm=clipnorm)
-    replanned.build(variables)
-    if len(replanned.variables) != len(optimizer.variables):
-        raise ValueError("the optimizer to carry on from is not a built cosine_adam of the same variables")
-    for mine, theirs in zip(replanned.variables, optimizer.variables):
-        mine.assign(theirs)
-    return replanned
+    def replanned(self, step: int, steps: int) -> "CosinePlan":
+        """The same cosine from where step ``step`` stands, now reaching 0 at ``steps`` in all."""
+        if steps < step:
+            raise ValueError(f"cannot re-plan a training to {steps} steps: it has already taken {step}")
+        return type(self)(self.learning_rate, steps, since=step, progress=self.progress_at(step))
 
 
 def gradient_step(model, optimizer, loss_fn, whole=()):

@@ -85,40 +85,28 @@ def test_cosine_adam_decays_to_zero_and_refuses_no_steps():
         training.cosine_adam(1e-3, steps=0)
 
 
-def test_a_replanned_cosine_adam_carries_on_from_where_it_stands_and_lands_at_its_new_end():
+def test_a_cosine_plan_gives_cosine_adams_rates_and_carries_on_without_a_jump_when_planned_again():
     from cab420utils import training
-    weights = keras.Variable(np.ones(3, np.float32))
-    first = training.cosine_adam(1e-2, steps=100, clipnorm=1.0)
-    first.build([weights])
-    for _ in range(4):
-        first.apply_gradients([(keras.ops.convert_to_tensor(np.array([1.0, -2.0, 0.5], np.float32)), weights)])
-    now = float(first._learning_rate(4))                   # 1e-2 * (1 + cos(pi * 4 / 100)) / 2
-    assert now == pytest.approx(1e-2 * (1 + np.cos(np.pi * 0.04)) / 2)
-    shorter = training.replanned_cosine_adam(first, [weights], steps=10, clipnorm=1.0)
-    assert int(keras.ops.convert_to_numpy(shorter.iterations)) == 4
-    for mine, theirs in zip(shorter.variables, first.variables):          # Adam's moments carried over
-        np.testing.assert_array_equal(keras.ops.convert_to_numpy(mine), keras.ops.convert_to_numpy(theirs))
-    assert shorter.clipnorm == 1.0
-    # no jump in the learning rate at the re-plan, 0 at the new end, the cosine's remaining 96% in 6 steps:
-    assert float(shorter._learning_rate(4)) == pytest.approx(now, rel=1e-6)
-    assert float(shorter._learning_rate(7)) == pytest.approx(1e-2 * (1 + np.cos(np.pi * 0.52)) / 2, rel=1e-5)
-    assert float(shorter._learning_rate(10)) == pytest.approx(0.0, abs=1e-9)
-    longer = training.replanned_cosine_adam(first, [weights], steps=1000)         # time to spare: longer
-    rates = [float(longer._learning_rate(step)) for step in (4, 100, 500, 1000)]
-    assert rates[0] == pytest.approx(now, rel=1e-6) and rates[1] > rates[2] > rates[3] == pytest.approx(0.0, abs=1e-9)
-    assert rates[1] > float(first._learning_rate(50))       # the rest of the cosine spread over 996 steps
-    shorter.apply_gradients([(keras.ops.convert_to_tensor(np.ones(3, np.float32)), weights)])
-    again = training.replanned_cosine_adam(shorter, [weights], steps=20)      # a re-plan of a re-plan
-    assert float(again._learning_rate(5)) == pytest.approx(float(shorter._learning_rate(5)), rel=1e-6)
-    assert float(again._learning_rate(20)) == pytest.approx(0.0, abs=1e-9)
+    plan = training.CosinePlan(1e-2, steps=100)
+    keras_rates = training.cosine_adam(1e-2, steps=100)._learning_rate
+    for step in (0, 1, 37, 99, 100, 150):
+        assert plan.rate(step) == pytest.approx(float(keras_rates(step)), rel=1e-5, abs=1e-9)
+    now = plan.rate(4)                                         # 1e-2 * (1 + cos(pi * 4 / 100)) / 2
+    shorter = plan.replanned(4, 10)
+    assert shorter.rate(4) == pytest.approx(now)              # no jump at the re-plan
+    assert shorter.rate(7) == pytest.approx(1e-2 * (1 + np.cos(np.pi * 0.52)) / 2)   # 96% of the cosine in 6 steps
+    assert shorter.rate(10) == pytest.approx(0.0, abs=1e-12) and shorter.rate(12) == pytest.approx(0.0, abs=1e-12)
+    longer = plan.replanned(4, 1000)                           # time to spare: the rest of the cosine over 996 steps
+    rates = [longer.rate(step) for step in (4, 100, 500, 1000)]
+    assert rates[0] == pytest.approx(now) and rates[1] > rates[2] > rates[3] == pytest.approx(0.0, abs=1e-12)
+    assert rates[1] > plan.rate(50)
+    again = shorter.replanned(5, 20)                           # a re-plan of a re-plan
+    assert again.rate(5) == pytest.approx(shorter.rate(5)) and again.rate(20) == pytest.approx(0.0, abs=1e-12)
     with pytest.raises(ValueError, match="already taken 4"):
-        training.replanned_cosine_adam(first, [weights], steps=3)
-    plain = keras.optimizers.Adam(1e-3)
-    plain.build([weights])
-    with pytest.raises(ValueError, match="not a cosine_adam"):
-        training.replanned_cosine_adam(plain, [weights], steps=10)
-    with pytest.raises(ValueError, match="since <= end"):
-        training.ReplannedCosine(1e-2, since=5, progress=0.1, end=4)
+        plan.replanned(4, 3)
+    for bad in (dict(steps=0), dict(steps=2.5), dict(steps=10, since=11), dict(steps=10, progress=1.5)):
+        with pytest.raises(ValueError, match="cosine plan"):
+            training.CosinePlan(1e-2, **bad)
 
 
 def test_a_time_cap_comes_from_the_environment_and_is_announced(monkeypatch, capsys):
