@@ -382,7 +382,8 @@ def test_a_capped_training_trains_fewer_steps_and_lands_its_schedule_at_the_new_
             plans.append(self)
 
     monkeypatch.setattr(arc, "CosinePlan", Plan)
-    # 0.1 s a step: after the 50 timed steps (5 s) the 10 s cap leaves room for about 45 more, not 400
+    # 0.1 s a step: after the 50 timed steps (5 s) the 10 s cap leaves room for about 45 more, not 350; planned
+    # again at every tenth of the cap, the training ends close to it
     losses, curve = arc.train_comparator(model, images, steps=400, batch=4, learning_rate=1e-2, clipnorm=1.0,
                                          window=2, rng=np.random.default_rng(9), evaluate_every=1000,
                                          seconds=10, clock=FakeClock(0.1))
