@@ -28,7 +28,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from ._validate import finite_positive
+from ._validate import finite_positive, is_whole_number
 from .glimpses import CauchyGlimpse, take_feature_glimpse
 from .metrics import roc_auc
 from .profiles import ARC_SECONDS_VARIABLE, check_arc_seconds, rehearsal_budget
@@ -343,7 +343,7 @@ class TimeCap:
 
     def __init__(self, seconds: float, budget: int, timed: int, clock=time.perf_counter):
         self.seconds = check_arc_seconds(seconds, f"seconds={seconds!r} (a time cap)")
-        if isinstance(budget, bool) or int(budget) != budget or budget < 1:
+        if not is_whole_number(budget) or budget < 1:
             raise ValueError(f"a time cap plans a budget of at least 1 step, got budget={budget!r}")
         self.budget, self.planned = int(budget), int(budget)
         self.timed, self.clock = max(int(timed), 1), clock

@@ -5,6 +5,8 @@ import math
 
 import keras
 
+from ._validate import is_whole_number
+
 
 def cosine_adam(learning_rate: float, steps: int, clipnorm: float | None = None) -> keras.optimizers.Adam:
     """Adam whose learning rate falls from ``learning_rate`` to 0 along a cosine
@@ -28,7 +30,7 @@ class CosinePlan:
     it before every step, so a new plan costs no compiling)."""
 
     def __init__(self, learning_rate: float, steps: int, since: int = 0, progress: float = 0.0):
-        if int(steps) != steps or not 0 <= since <= steps or steps < 1 or not 0.0 <= progress <= 1.0:
+        if not is_whole_number(steps) or steps < 1 or not 0 <= since <= steps or not 0.0 <= progress <= 1.0:
             raise ValueError(f"a cosine plan needs whole steps >= 1, 0 <= since <= steps and progress in [0, 1], "
                              f"got steps={steps!r}, since={since!r}, progress={progress!r}")
         self.learning_rate, self.steps = float(learning_rate), int(steps)
