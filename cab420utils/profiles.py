@@ -47,9 +47,12 @@ REHEARSAL_DIVISOR = 20   # a rehearsal's budgets: the fast profile's, divided by
 ARC_SECONDS_VARIABLE = "CAB420_ARC_SECONDS"
 
 
-def rehearsal_requested() -> bool:
-    """Whether ``$CAB420_REHEARSAL`` asks for a rehearsal (1/true/yes; 0/false/no/empty: no)."""
-    value = os.environ.get(REHEARSAL_VARIABLE, "").strip().lower()
+def rehearsal_requested(environ=None) -> bool:
+    """Whether ``$CAB420_REHEARSAL`` asks for a rehearsal (1/true/yes; 0/false/no/empty: no).
+
+    ``environ`` is the mapping to read (default: ``os.environ``); any other value is an error."""
+    environ = os.environ if environ is None else environ
+    value = (environ.get(REHEARSAL_VARIABLE) or "").strip().lower()
     if value in ("", "0", "false", "no"):
         return False
     if value in ("1", "true", "yes"):

@@ -338,6 +338,8 @@ def test_a_failure_is_named_by_the_cell_s_own_error_whatever_nbclient_raised():
     ({"CAB420_PROFILE": "full"}, 24 * 3600),
     ({}, 24 * 3600),                                                      # auto: full on a GPU
     ({"CAB420_PROFILE": "full", "CAB420_REHEARSAL": "1"}, 1800),          # a rehearsal's budgets are tiny
+    ({"CAB420_PROFILE": "full", "CAB420_REHEARSAL": " Yes "}, 1800),      # read as the notebooks read it
+    ({"CAB420_PROFILE": "full", "CAB420_REHEARSAL": "maybe"}, 24 * 3600), # the notebook says what is wrong
     ({"CAB420_PROFILE": "fast", "CAB420_ARC_SECONDS": "4200"}, 6000),     # the capped training is one cell
     ({"CAB420_PROFILE": "full", "CAB420_ARC_SECONDS": "140"}, 24 * 3600),
     ({"CAB420_PROFILE": "fast", "CAB420_ARC_SECONDS": "soon"}, 1800),     # the notebook says what is wrong

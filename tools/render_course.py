@@ -83,11 +83,14 @@ def default_cell_timeout(environ=None) -> int:
     which is full on a GPU), and never less than a time cap on the ARC's training
     (``CAB420_ARC_SECONDS``) plus 30 min, since the capped training runs in one cell."""
     from cab420utils._validate import finite_positive
-    from cab420utils.profiles import ARC_SECONDS_VARIABLE, PROFILE_VARIABLE, REHEARSAL_VARIABLE
+    from cab420utils.profiles import ARC_SECONDS_VARIABLE, PROFILE_VARIABLE, rehearsal_requested
 
     environ = os.environ if environ is None else environ
     profile = (environ.get(PROFILE_VARIABLE) or "auto").strip().lower()
-    rehearsal = (environ.get(REHEARSAL_VARIABLE) or "").strip().lower() in ("1", "true", "yes")
+    try:
+        rehearsal = rehearsal_requested(environ)
+    except ValueError:      # malformed: the notebook's own check says what is wrong with it
+        rehearsal = False
     limit = FAST_CELL_TIMEOUT if profile == "fast" or rehearsal else FULL_CELL_TIMEOUT
     cap = finite_positive(environ.get(ARC_SECONDS_VARIABLE))   # None when unset or malformed: the notebook's
     if cap is not None:                                         # own check says what is wrong with it
