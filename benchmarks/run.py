@@ -219,12 +219,14 @@ def measure_child(notebook: Path, timeout: int) -> None:
 def machine_line() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
+    from cab420utils.cores import usable_cores
+
     try:
         tf_version = version("tensorflow")
     except PackageNotFoundError:
         tf_version = "not installed"
     return (f"{datetime.datetime.now().astimezone().isoformat(timespec='seconds')} · {platform.machine()}, "
-            f"{os.cpu_count()} cores · Python {platform.python_version()} · TensorFlow {tf_version}")
+            f"{usable_cores()} cores · Python {platform.python_version()} · TensorFlow {tf_version}")
 
 
 def parse_args(argv=None):

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._validate import finite_positive
+from .cores import usable_cores
 
 PROFILE_VARIABLE = "CAB420_PROFILE"
 PROFILES = ("fast", "full", "auto")
@@ -106,7 +107,7 @@ def describe_device() -> str:
     if gpus:
         names = _gpu_names() or gpus
         return f"GPU x{len(gpus)} ({', '.join(sorted(set(names)))})"
-    return f"CPU ({os.cpu_count()} cores)"
+    return f"CPU ({usable_cores()} cores)"
 
 
 def _gpu_names() -> list[str]:

@@ -76,12 +76,12 @@ def test_the_two_lanes_hold_every_test_file_once_with_08_before_its_readers():
 
 
 def test_one_lane_when_asked_on_one_core_or_for_named_files(monkeypatch):
-    monkeypatch.setattr(course.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(course, "usable_cores", lambda: 2)
     assert course.pytest_lanes({}, ["--durations=60", "-k", "loss"]) == course.lane_paths(2)
     assert course.pytest_lanes({"CAB420_TEST_LANES": "1"}, []) == course.lane_paths(1)
     # named files run alone: pytest finds them among the arguments, the lane adds nothing
     assert course.pytest_lanes({}, [str(course.ROOT / "tests" / "test_losses.py") + "::test_contrastive"]) == [[]]
-    monkeypatch.setattr(course.os, "cpu_count", lambda: 1)
+    monkeypatch.setattr(course, "usable_cores", lambda: 1)
     assert course.pytest_lanes({}, []) == course.lane_paths(1)
     try:
         course.pytest_lanes({"CAB420_TEST_LANES": "3"}, [])
@@ -92,7 +92,7 @@ def test_one_lane_when_asked_on_one_core_or_for_named_files(monkeypatch):
 
 
 def test_named_paths_run_alone_in_one_process(monkeypatch):
-    monkeypatch.setattr(course.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(course, "usable_cores", lambda: 2)
     losses = str(course.ROOT / "tests" / "test_losses.py")
     assert course.named_paths(["-k", "margin", losses + "::test_contrastive", "--durations=5"]) == [
         losses + "::test_contrastive"]

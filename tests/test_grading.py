@@ -8,6 +8,7 @@ second); one grades the real solutions and student copies of notebooks 01 and 03
 """
 from __future__ import annotations
 
+import concurrent.futures
 import csv
 import json
 import os
@@ -283,6 +284,32 @@ def test_thirty_submissions_in_parallel(tmp_path):
     with open(tmp_path / "gradebook.csv", newline="") as f:
         rows = list(csv.reader(f))
     assert rows[0] == ["Student ID", "Tiny assignment (out of 4)"] and len(rows) == 31 and rows[1] == ["student00", "4"]
+
+
+def test_jobs_and_threads_follow_the_cores_this_process_may_use(tmp_path, monkeypatch):
+    """One submission per usable core by default (a container's quota, not the host's 64 cores), and the
+    cores shared out as each run's thread count when fewer jobs are asked for."""
+    folder, subs = make_assignment(tmp_path, "definitions")
+    for k in range(3):
+        write(subs, f"student{k}", notebook("import numpy as np", *right(*RIGHT)))
+    assignment = grader.Assignment.load(folder)
+    seen = {"workers": [], "threads": []}
+    executor = concurrent.futures.ThreadPoolExecutor
+
+    def pool(max_workers):
+        seen["workers"].append(max_workers)
+        return executor(max_workers=max_workers)
+
+    def run(assignment, sub, root, private, threads):
+        seen["threads"].append(threads)
+        return grader.Result(sub.student, sub.path.name)
+
+    monkeypatch.setattr(grader, "usable_cores", lambda: 4)
+    monkeypatch.setattr(grader.concurrent.futures, "ThreadPoolExecutor", pool)
+    monkeypatch.setattr(grader, "run_submission", run)
+    assert [r.student for r in grader.grade(assignment, subs, progress=None)] == ["student0", "student1", "student2"]
+    grader.grade(assignment, subs, jobs=2, progress=None)
+    assert seen == {"workers": [4, 2], "threads": [1, 1, 1, 2, 2, 2]}
 
 
 def test_console_script_and_assignment_errors(tmp_path):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import os
 import re
 import shutil
@@ -32,6 +33,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 VENV = Path(os.environ.get("CAB420_VENV", ROOT / ".venv"))
 SHARED_DATA = ROOT.parent / "shared" / "datasets"
+
+
+def _load_cores():
+    """``cab420utils/cores.py`` by its path: it needs only the standard library, while importing it through the
+    package would run ``cab420utils/__init__``, which needs NumPy (not there before set-up)."""
+    spec = importlib.util.spec_from_file_location("cab420_cores", ROOT / "cab420utils" / "cores.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+usable_cores = _load_cores().usable_cores
 
 
 # The Pythons the pinned packages have wheels for: TensorFlow 2.21 for 3.10-3.13, but NumPy 2.4 and
@@ -185,13 +198,14 @@ def named_paths(extra_args: list[str]) -> list[str]:
 def pytest_lanes(env: dict, extra_args: list[str]) -> list[list[str]]:
     """The paths each pytest process of the test command is given: one process with no paths of its own where
     the extra arguments name test files or folders (those alone run, as given); one with everything where
-    CAB420_TEST_LANES=1 says so or there is one core; else two lanes (:func:`lane_paths`)."""
+    CAB420_TEST_LANES=1 says so or this process may use one core only (its affinity or its container's CPU
+    quota, ``cab420utils/cores.py``); else two lanes (:func:`lane_paths`)."""
     wanted = env.get("CAB420_TEST_LANES", "").strip()
     if wanted and wanted not in ("1", "2"):
         raise SystemExit(f"CAB420_TEST_LANES must be 1 or 2, not {wanted!r}")
     if named_paths(extra_args):
         return [[]]
-    return lane_paths(1 if wanted == "1" or (os.cpu_count() or 1) < 2 else 2)
+    return lane_paths(1 if wanted == "1" or usable_cores() < 2 else 2)
 
 
 # pytest's closing line, e.g. "===== 2 failed, 300 passed, 1 skipped, 4 warnings in 81.20s (0:01:21) ====="

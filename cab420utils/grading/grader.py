@@ -38,6 +38,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..cores import usable_cores
 from .notebooks import WRITTEN_PLACEHOLDER, read_notebook, written_answers
 
 try:
@@ -392,10 +393,12 @@ def stage(submissions: list[Submission], workdir: Path) -> list[Path]:
 def grade(assignment: Assignment, submissions_folder, jobs: int | None = None, id_pattern: str | None = None,
           keep: Path | None = None, progress=print) -> list[Result]:
     """Grade every submission in ``submissions_folder``, ``jobs`` at a time
-    (default: one per core).  Results come back sorted by student."""
+    (default: one per core this process may use, :func:`~cab420utils.cores.usable_cores`, so a container's CPU
+    quota counts).  Results come back sorted by student."""
     submissions = find_submissions(submissions_folder, assignment.notebook, id_pattern)
-    jobs = max(1, jobs or os.cpu_count() or 1)
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    cores = usable_cores()
+    jobs = max(1, jobs or cores)
+    threads = max(1, cores // jobs)
     if keep is not None:
         Path(keep).mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="cab420-grade-", dir=keep))
@@ -511,7 +514,8 @@ def main(argv=None) -> int:
     parser.add_argument("--gradebook-column", help="its grade column's header (default: title and maximum)")
     parser.add_argument("--id-pattern", help="regex picking the student id out of a file or folder name "
                                              "(its group 'id', or the whole match)")
-    parser.add_argument("--jobs", type=int, help="submissions graded at once (default: one per core)")
+    parser.add_argument("--jobs", type=int, help="submissions graded at once (default: one per core this process "
+                                                 "may use, a container's CPU quota counted)")
     parser.add_argument("--time-limit", type=float, help="seconds per submission (overrides assignment.toml)")
     parser.add_argument("--memory-limit", type=int, help="MB per submission (overrides assignment.toml)")
     parser.add_argument("--keep-sandboxes", type=Path, metavar="DIR",

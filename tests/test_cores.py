@@ -1,0 +1,85 @@
+"""cores.usable_cores: the cores a process may use, its container's CPU quota and affinity counted, on fake
+cgroup trees (v1 and v2) so the test needs no container."""
+import os
+from pathlib import Path
+
+import pytest
+
+from cab420utils import cores, profiles
+
+
+def write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+@pytest.fixture
+def big_host(monkeypatch):
+    """A 64-core machine on which this process may run on every core: only the quota can lower the count."""
+    monkeypatch.setattr(cores.os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(cores.os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
+
+
+def test_v2_quota_of_a_cgroup_above_this_one_counts(tmp_path, big_host):
+    proc = tmp_path / "proc-cgroup"
+    write(proc, "0::/ci/job\n")
+    write(tmp_path / "ci" / "job" / "cpu.max", "max 100000\n")       # the job's own cgroup: no limit
+    write(tmp_path / "ci" / "cpu.max", "250000 100000\n")            # its parent: 2.5 cores
+    assert cores.cpu_quota(tmp_path, proc) == 2.5
+    assert cores.usable_cores(tmp_path, proc) == 3                   # rounded up: the third core part-time
+
+
+def test_v1_quota_inside_a_container_that_names_the_hosts_path(tmp_path, big_host):
+    # docker run --cpus 1: /proc/self/cgroup names the host's path, absent inside; the mount's root holds it
+    proc = tmp_path / "proc-cgroup"
+    write(proc, "7:memory:/docker/abc\n4:cpu,cpuacct:/docker/abc\n")
+    write(tmp_path / "cpu,cpuacct" / "cpu.cfs_quota_us", "100000\n")
+    write(tmp_path / "cpu,cpuacct" / "cpu.cfs_period_us", "100000\n")
+    assert cores.cpu_quota(tmp_path, proc) == 1.0
+    assert cores.usable_cores(tmp_path, proc) == 1
+
+
+def test_the_smallest_quota_wins_and_no_quota_leaves_the_cores(tmp_path, big_host):
+    proc = tmp_path / "proc-cgroup"
+    write(proc, "0::/a\n")
+    write(tmp_path / "cpu.max", "800000 100000\n")
+    write(tmp_path / "a" / "cpu.max", "200000 100000\n")
+    assert cores.cpu_quota(tmp_path, proc) == 2.0
+    write(tmp_path / "a" / "cpu.max", "max 100000\n")
+    write(tmp_path / "cpu.max", "max 100000\n")
+    assert cores.cpu_quota(tmp_path, proc) is None
+    assert cores.usable_cores(tmp_path, proc) == 64
+
+
+@pytest.mark.parametrize("proc_text, cpu_max", [
+    ("0::/\n", "garbage"),               # one field where two belong
+    ("0::/\n", "half 100000"),           # not a number
+    ("0::/\n", "100000 0"),              # a period of 0
+    ("not a cgroup line\n", "100000 100000"),
+    ("", "100000 100000"),               # no cgroups named
+])
+def test_unreadable_or_malformed_files_mean_no_quota_never_an_error(tmp_path, big_host, proc_text, cpu_max):
+    proc = tmp_path / "proc-cgroup"
+    write(proc, proc_text)
+    write(tmp_path / "cpu.max", cpu_max)
+    assert cores.cpu_quota(tmp_path, proc) is None
+    assert cores.usable_cores(tmp_path, proc) == 64
+
+
+def test_no_proc_file_no_cgroups(tmp_path, big_host):
+    assert cores.cpu_quota(tmp_path, tmp_path / "absent") is None
+    assert cores.usable_cores(tmp_path, tmp_path / "absent") == 64
+
+
+def test_affinity_counts(tmp_path, monkeypatch):
+    # taskset -c 0: one core of the machine's two
+    monkeypatch.setattr(cores.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(cores.os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert cores.usable_cores(tmp_path, tmp_path / "absent") == 1
+
+
+def test_this_machine(monkeypatch):
+    found = cores.usable_cores()
+    assert 1 <= found <= (os.cpu_count() or 1)
+    monkeypatch.setattr(profiles, "visible_gpus", lambda: [])
+    assert profiles.describe_device() == f"CPU ({found} cores)"     # what each notebook's top line says
