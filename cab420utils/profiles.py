@@ -110,6 +110,25 @@ def describe_device() -> str:
     return f"CPU ({usable_cores()} cores)"
 
 
+TF_THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
+
+
+def limit_cpu_threads(environ=None) -> int | None:
+    """Size TensorFlow's thread pools to the cores this process may use, where that is fewer than the
+    machine's: TensorFlow counts the machine's cores (and the ones ``taskset`` allows), not a container's CPU
+    quota, so on a JupyterHub or ``docker run --cpus 2`` on a 64-core server it would start 64 threads to share
+    two cores' time.  Sets ``TF_NUM_INTRAOP_THREADS`` and ``TF_NUM_INTEROP_THREADS`` in ``environ`` (default:
+    ``os.environ``), which TensorFlow reads when it first runs an operation, so call it before then; leaves
+    them as they are where either is already set.  Returns the thread count set, or None where it set nothing."""
+    environ = os.environ if environ is None else environ
+    usable = usable_cores()
+    if usable >= (os.cpu_count() or 1) or any(name in environ for name in TF_THREAD_VARIABLES):
+        return None
+    for name in TF_THREAD_VARIABLES:
+        environ[name] = str(usable)
+    return usable
+
+
 def _gpu_names() -> list[str]:
     import keras
 
@@ -221,6 +240,7 @@ def setup(notebook: str, title: str, seed: int = 420, profile: str | None = None
     from . import distribute
 
     distribute.split_cpu()          # only if $CAB420_LOGICAL_CPUS asks, and before TensorFlow runs anything
+    threads = limit_cpu_threads()   # only where a CPU quota leaves fewer cores than the machine has
     name, reason = resolve_profile(profile)
     rehearsal = rehearsal_requested() if rehearsal is None else bool(rehearsal)
     arc_seconds = arc_seconds_requested() if arc_seconds is None else check_arc_seconds(arc_seconds)
@@ -235,6 +255,10 @@ def setup(notebook: str, title: str, seed: int = 420, profile: str | None = None
                 f"cut to 1/{REHEARSAL_DIVISOR} of the fast profile's,\n"
                 "            to check that its code runs end to end; the numbers below mean nothing"
                 if rehearsal else "")
+        if threads is not None:
+            note += (f"\n  THREADS : this process may use {threads} of the machine's {os.cpu_count()} cores (a CPU "
+                     f"quota or taskset), so TensorFlow's thread pools are\n            set to {threads} "
+                     "(TF_NUM_INTRAOP_THREADS, TF_NUM_INTEROP_THREADS)")
         if arc_seconds is not None:
             note += (f"\n  TIME CAP ({ARC_SECONDS_VARIABLE}={arc_seconds:g}): each ARC training trains the steps "
                      f"that fit in {arc_seconds:g} s,\n            at most its budget; the notebook says how many it "

@@ -83,3 +83,40 @@ def test_this_machine(monkeypatch):
     assert 1 <= found <= (os.cpu_count() or 1)
     monkeypatch.setattr(profiles, "visible_gpus", lambda: [])
     assert profiles.describe_device() == f"CPU ({found} cores)"     # what each notebook's top line says
+
+
+@pytest.fixture
+def no_thread_settings(monkeypatch):
+    """TensorFlow's thread variables absent now and restored afterwards, whatever the test sets (setenv first,
+    so that monkeypatch records them and removes them again)."""
+    for name in profiles.TF_THREAD_VARIABLES:
+        monkeypatch.setenv(name, "0")
+        monkeypatch.delenv(name)
+
+
+def test_tensorflows_threads_follow_a_quota_below_the_machines_cores(monkeypatch):
+    monkeypatch.setattr(profiles.os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(profiles, "usable_cores", lambda: 2)
+    environ = {}
+    assert profiles.limit_cpu_threads(environ) == 2
+    assert environ == {"TF_NUM_INTRAOP_THREADS": "2", "TF_NUM_INTEROP_THREADS": "2"}
+    preset = {"TF_NUM_INTRAOP_THREADS": "8"}                    # someone chose: left as it is
+    assert profiles.limit_cpu_threads(preset) is None and preset == {"TF_NUM_INTRAOP_THREADS": "8"}
+    monkeypatch.setattr(profiles, "usable_cores", lambda: 64)  # no quota: TensorFlow's own choice stands
+    environ = {}
+    assert profiles.limit_cpu_threads(environ) is None and environ == {}
+
+
+def test_setup_limits_and_announces_the_threads(monkeypatch, capsys, no_thread_settings):
+    monkeypatch.setattr(profiles.os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(profiles, "usable_cores", lambda: 2)
+    profiles.setup("00-test", "A test", profile="fast")
+    assert "THREADS : this process may use 2 of the machine's 64 cores" in capsys.readouterr().out
+    assert os.environ["TF_NUM_INTRAOP_THREADS"] == os.environ["TF_NUM_INTEROP_THREADS"] == "2"
+
+
+def test_setup_says_nothing_of_threads_without_a_quota(monkeypatch, capsys, no_thread_settings):
+    monkeypatch.setattr(profiles, "usable_cores", lambda: os.cpu_count() or 1)
+    profiles.setup("00-test", "A test", profile="fast")
+    assert "THREADS" not in capsys.readouterr().out
+    assert not any(name in os.environ for name in profiles.TF_THREAD_VARIABLES)
