@@ -57,7 +57,7 @@ def test_the_smallest_quota_wins_and_no_quota_leaves_the_cores(tmp_path, big_hos
     ("0::/\n", "100000 0"),              # a period of 0
     ("not a cgroup line\n", "100000 100000"),
     ("", "100000 100000"),               # no cgroups named
-])
+], ids=["one-field", "not-a-number", "zero-period", "not-a-cgroup-line", "no-cgroups"])
 def test_unreadable_or_malformed_files_mean_no_quota_never_an_error(tmp_path, big_host, proc_text, cpu_max):
     proc = tmp_path / "proc-cgroup"
     write(proc, proc_text)
