@@ -219,7 +219,7 @@ def measure_child(notebook: Path, timeout: int) -> None:
 def machine_line() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
-    from cab420utils.cores import usable_cores
+    from cab420utils.limits import usable_cores
 
     try:
         tf_version = version("tensorflow")

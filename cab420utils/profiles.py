@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._validate import finite_positive
-from .cores import usable_cores
+from .limits import usable_cores, usable_memory
 
 PROFILE_VARIABLE = "CAB420_PROFILE"
 PROFILES = ("fast", "full", "auto")
@@ -127,6 +127,30 @@ def limit_cpu_threads(environ=None) -> int | None:
     for name in TF_THREAD_VARIABLES:
         environ[name] = str(usable)
     return usable
+
+
+# Memory: a notebook kernel's peak in each profile (the fast profile's notebooks 1.2-1.6 GB, the full profile's
+# 09 5.5 GB: README, Benchmarks) and what to ask for.  A rehearsal keeps the full profile's models but cuts every
+# budget below the fast profile's, so it needs what the fast profile needs.  On a JupyterHub the Jupyter server
+# shares the limit with the kernel, hence the margin.
+MEMORY_PEAK_GB = {"fast": 1.6, "full": 5.5}
+MEMORY_ASK_GB = {"fast": 2, "full": 8}
+MEMORY_MARGIN_GB = 0.3
+
+
+def memory_warning(profile: str, rehearsal: bool = False, available: int | None = None) -> str | None:
+    """Why this process may run out of memory in ``profile``, in words, or None where it has enough or its
+    memory cannot be read.  ``available`` (bytes; default :func:`~cab420utils.limits.usable_memory`) is the
+    smaller of the machine's RAM and a container's or JupyterHub's limit: a kernel that passes it is stopped
+    without saying why, so each notebook's first cell says it beforehand."""
+    available = usable_memory() if available is None else available
+    budget = "fast" if rehearsal else profile
+    if available is None or available >= (MEMORY_PEAK_GB[budget] + MEMORY_MARGIN_GB) * 2 ** 30:
+        return None
+    return (f"this process may use {available / 2 ** 30:.1f} GB of memory, and the {profile} profile's heaviest "
+            f"notebooks peak at about {MEMORY_PEAK_GB[budget]} GB:\n            if the kernel dies mid-way, that is "
+            f"why. Ask for {MEMORY_ASK_GB[budget]} GB or more (a JupyterHub's memory limit, docker run --memory)" +
+            (", or use the fast profile (CAB420_PROFILE=fast)" if budget == "full" else ""))
 
 
 def _gpu_names() -> list[str]:
@@ -259,6 +283,9 @@ def setup(notebook: str, title: str, seed: int = 420, profile: str | None = None
             note += (f"\n  THREADS : this process may use {threads} of the machine's {os.cpu_count()} cores (a CPU "
                      f"quota or taskset), so TensorFlow's thread pools are\n            set to {threads} "
                      "(TF_NUM_INTRAOP_THREADS, TF_NUM_INTEROP_THREADS)")
+        memory = memory_warning(name, rehearsal)
+        if memory is not None:
+            note += f"\n  MEMORY  : {memory}"
         if arc_seconds is not None:
             note += (f"\n  TIME CAP ({ARC_SECONDS_VARIABLE}={arc_seconds:g}): each ARC training trains the steps "
                      f"that fit in {arc_seconds:g} s,\n            at most its budget; the notebook says how many it "

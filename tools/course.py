@@ -35,16 +35,16 @@ VENV = Path(os.environ.get("CAB420_VENV", ROOT / ".venv"))
 SHARED_DATA = ROOT.parent / "shared" / "datasets"
 
 
-def _load_cores():
-    """``cab420utils/cores.py`` by its path: it needs only the standard library, while importing it through the
+def _load_limits():
+    """``cab420utils/limits.py`` by its path: it needs only the standard library, while importing it through the
     package would run ``cab420utils/__init__``, which needs NumPy (not there before set-up)."""
-    spec = importlib.util.spec_from_file_location("cab420_cores", ROOT / "cab420utils" / "cores.py")
+    spec = importlib.util.spec_from_file_location("cab420_limits", ROOT / "cab420utils" / "limits.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-usable_cores = _load_cores().usable_cores
+usable_cores = _load_limits().usable_cores
 
 
 # The Pythons the pinned packages have wheels for: TensorFlow 2.21 for 3.10-3.13, but NumPy 2.4 and
@@ -199,7 +199,7 @@ def pytest_lanes(env: dict, extra_args: list[str]) -> list[list[str]]:
     """The paths each pytest process of the test command is given: one process with no paths of its own where
     the extra arguments name test files or folders (those alone run, as given); one with everything where
     CAB420_TEST_LANES=1 says so or this process may use one core only (its affinity or its container's CPU
-    quota, ``cab420utils/cores.py``); else two lanes (:func:`lane_paths`)."""
+    quota, ``cab420utils/limits.py``); else two lanes (:func:`lane_paths`)."""
     wanted = env.get("CAB420_TEST_LANES", "").strip()
     if wanted and wanted not in ("1", "2"):
         raise SystemExit(f"CAB420_TEST_LANES must be 1 or 2, not {wanted!r}")

@@ -38,7 +38,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..cores import usable_cores
+from ..limits import usable_cores
 from .notebooks import WRITTEN_PLACEHOLDER, read_notebook, written_answers
 
 try:
@@ -393,7 +393,7 @@ def stage(submissions: list[Submission], workdir: Path) -> list[Path]:
 def grade(assignment: Assignment, submissions_folder, jobs: int | None = None, id_pattern: str | None = None,
           keep: Path | None = None, progress=print) -> list[Result]:
     """Grade every submission in ``submissions_folder``, ``jobs`` at a time
-    (default: one per core this process may use, :func:`~cab420utils.cores.usable_cores`, so a container's CPU
+    (default: one per core this process may use, :func:`~cab420utils.limits.usable_cores`, so a container's CPU
     quota counts).  Results come back sorted by student."""
     submissions = find_submissions(submissions_folder, assignment.notebook, id_pattern)
     cores = usable_cores()

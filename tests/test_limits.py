@@ -1,11 +1,11 @@
-"""cores.usable_cores: the cores a process may use, its container's CPU quota and affinity counted, on fake
+"""limits.usable_cores: the cores a process may use, its container's CPU quota and affinity counted, on fake
 cgroup trees (v1 and v2) so the test needs no container."""
 import os
 from pathlib import Path
 
 import pytest
 
-from cab420utils import cores, profiles
+from cab420utils import limits, profiles
 
 
 def write(path: Path, text: str) -> None:
@@ -16,8 +16,8 @@ def write(path: Path, text: str) -> None:
 @pytest.fixture
 def big_host(monkeypatch):
     """A 64-core machine on which this process may run on every core: only the quota can lower the count."""
-    monkeypatch.setattr(cores.os, "cpu_count", lambda: 64)
-    monkeypatch.setattr(cores.os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
+    monkeypatch.setattr(limits.os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(limits.os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
 
 
 def test_v2_quota_of_a_cgroup_above_this_one_counts(tmp_path, big_host):
@@ -25,8 +25,8 @@ def test_v2_quota_of_a_cgroup_above_this_one_counts(tmp_path, big_host):
     write(proc, "0::/ci/job\n")
     write(tmp_path / "ci" / "job" / "cpu.max", "max 100000\n")       # the job's own cgroup: no limit
     write(tmp_path / "ci" / "cpu.max", "250000 100000\n")            # its parent: 2.5 cores
-    assert cores.cpu_quota(tmp_path, proc) == 2.5
-    assert cores.usable_cores(tmp_path, proc) == 3                   # rounded up: the third core part-time
+    assert limits.cpu_quota(tmp_path, proc) == 2.5
+    assert limits.usable_cores(tmp_path, proc) == 3                   # rounded up: the third core part-time
 
 
 def test_v1_quota_inside_a_container_that_names_the_hosts_path(tmp_path, big_host):
@@ -35,8 +35,8 @@ def test_v1_quota_inside_a_container_that_names_the_hosts_path(tmp_path, big_hos
     write(proc, "7:memory:/docker/abc\n4:cpu,cpuacct:/docker/abc\n")
     write(tmp_path / "cpu,cpuacct" / "cpu.cfs_quota_us", "100000\n")
     write(tmp_path / "cpu,cpuacct" / "cpu.cfs_period_us", "100000\n")
-    assert cores.cpu_quota(tmp_path, proc) == 1.0
-    assert cores.usable_cores(tmp_path, proc) == 1
+    assert limits.cpu_quota(tmp_path, proc) == 1.0
+    assert limits.usable_cores(tmp_path, proc) == 1
 
 
 def test_the_smallest_quota_wins_and_no_quota_leaves_the_cores(tmp_path, big_host):
@@ -44,11 +44,11 @@ def test_the_smallest_quota_wins_and_no_quota_leaves_the_cores(tmp_path, big_hos
     write(proc, "0::/a\n")
     write(tmp_path / "cpu.max", "800000 100000\n")
     write(tmp_path / "a" / "cpu.max", "200000 100000\n")
-    assert cores.cpu_quota(tmp_path, proc) == 2.0
+    assert limits.cpu_quota(tmp_path, proc) == 2.0
     write(tmp_path / "a" / "cpu.max", "max 100000\n")
     write(tmp_path / "cpu.max", "max 100000\n")
-    assert cores.cpu_quota(tmp_path, proc) is None
-    assert cores.usable_cores(tmp_path, proc) == 64
+    assert limits.cpu_quota(tmp_path, proc) is None
+    assert limits.usable_cores(tmp_path, proc) == 64
 
 
 @pytest.mark.parametrize("proc_text, cpu_max", [
@@ -62,24 +62,24 @@ def test_unreadable_or_malformed_files_mean_no_quota_never_an_error(tmp_path, bi
     proc = tmp_path / "proc-cgroup"
     write(proc, proc_text)
     write(tmp_path / "cpu.max", cpu_max)
-    assert cores.cpu_quota(tmp_path, proc) is None
-    assert cores.usable_cores(tmp_path, proc) == 64
+    assert limits.cpu_quota(tmp_path, proc) is None
+    assert limits.usable_cores(tmp_path, proc) == 64
 
 
 def test_no_proc_file_no_cgroups(tmp_path, big_host):
-    assert cores.cpu_quota(tmp_path, tmp_path / "absent") is None
-    assert cores.usable_cores(tmp_path, tmp_path / "absent") == 64
+    assert limits.cpu_quota(tmp_path, tmp_path / "absent") is None
+    assert limits.usable_cores(tmp_path, tmp_path / "absent") == 64
 
 
 def test_affinity_counts(tmp_path, monkeypatch):
     # taskset -c 0: one core of the machine's two
-    monkeypatch.setattr(cores.os, "cpu_count", lambda: 2)
-    monkeypatch.setattr(cores.os, "sched_getaffinity", lambda pid: {0}, raising=False)
-    assert cores.usable_cores(tmp_path, tmp_path / "absent") == 1
+    monkeypatch.setattr(limits.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(limits.os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert limits.usable_cores(tmp_path, tmp_path / "absent") == 1
 
 
 def test_this_machine(monkeypatch):
-    found = cores.usable_cores()
+    found = limits.usable_cores()
     assert 1 <= found <= (os.cpu_count() or 1)
     monkeypatch.setattr(profiles, "visible_gpus", lambda: [])
     assert profiles.describe_device() == f"CPU ({found} cores)"     # what each notebook's top line says
@@ -120,3 +120,33 @@ def test_setup_says_nothing_of_threads_without_a_quota(monkeypatch, capsys, no_t
     profiles.setup("00-test", "A test", profile="fast")
     assert "THREADS" not in capsys.readouterr().out
     assert not any(name in os.environ for name in profiles.TF_THREAD_VARIABLES)
+
+
+def test_memory_limit_v2_and_v1(tmp_path):
+    proc = tmp_path / "proc-cgroup"
+    write(proc, "0::/hub/user\n")
+    write(tmp_path / "hub" / "user" / "memory.max", "max\n")
+    write(tmp_path / "hub" / "memory.max", f"{2 ** 30}\n")                # a JupyterHub's 1 GiB, one level up
+    assert limits.memory_limit(tmp_path, proc) == 2 ** 30
+    assert limits.usable_memory(tmp_path, proc) == 2 ** 30             # below any machine's RAM
+    v1 = tmp_path / "v1"
+    write(proc, "4:memory:/docker/abc\n")
+    write(v1 / "memory" / "memory.limit_in_bytes", "9223372036854771712\n")   # v1's "no limit"
+    assert limits.usable_memory(v1, proc) == limits._physical_memory()
+    write(v1 / "memory" / "memory.limit_in_bytes", "garbage\n")
+    assert limits.memory_limit(v1, proc) is None
+
+
+def test_a_notebook_says_at_its_top_when_memory_will_not_do(monkeypatch, capsys):
+    gib = 2 ** 30
+    assert profiles.memory_warning("fast", available=gib).startswith("this process may use 1.0 GB of memory")
+    assert profiles.memory_warning("fast", available=2 * gib) is None
+    full = profiles.memory_warning("full", available=4 * gib)
+    assert "Ask for 8 GB" in full and "CAB420_PROFILE=fast" in full
+    assert profiles.memory_warning("full", rehearsal=True, available=4 * gib) is None   # a rehearsal's budgets are small
+    monkeypatch.setattr(profiles, "usable_memory", lambda: gib)
+    profiles.setup("00-test", "A test", profile="fast")
+    assert "MEMORY  : this process may use 1.0 GB" in capsys.readouterr().out
+    monkeypatch.setattr(profiles, "usable_memory", lambda: None)       # unknown (Windows): nothing said
+    profiles.setup("00-test", "A test", profile="fast")
+    assert "MEMORY" not in capsys.readouterr().out
