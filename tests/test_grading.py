@@ -305,11 +305,21 @@ def test_jobs_and_threads_follow_the_cores_this_process_may_use(tmp_path, monkey
         return grader.Result(sub.student, sub.path.name)
 
     monkeypatch.setattr(grader, "usable_cores", lambda: 4)
+    monkeypatch.setattr(grader, "usable_memory", lambda: 64 * 2 ** 30)
     monkeypatch.setattr(grader.concurrent.futures, "ThreadPoolExecutor", pool)
     monkeypatch.setattr(grader, "run_submission", run)
     assert [r.student for r in grader.grade(assignment, subs, progress=None)] == ["student0", "student1", "student2"]
     grader.grade(assignment, subs, jobs=2, progress=None)
-    assert seen == {"workers": [4, 2], "threads": [1, 1, 1, 2, 2, 2]}
+    grader.grade(assignment, subs, jobs=8, progress=None)              # no more jobs than submissions
+    assert seen == {"workers": [3, 2, 3], "threads": [1, 1, 1, 2, 2, 2, 1, 1, 1]}
+
+
+def test_default_jobs_fit_the_cores_and_the_memory():
+    gib = 2 ** 30
+    assert grader.default_jobs(cores=2, memory=24 * gib) == 2           # this project's CI machine: the cores
+    assert grader.default_jobs(cores=8, memory=4 * gib) == 2            # docker run --cpus 8 --memory 4g
+    assert grader.default_jobs(cores=8, memory=gib) == 1                # never none
+    assert grader.default_jobs(cores=8, memory=None) == 8               # memory unknown (Windows): the cores
 
 
 def test_console_script_and_assignment_errors(tmp_path):

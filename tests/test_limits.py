@@ -143,7 +143,7 @@ def test_a_notebook_says_at_its_top_when_memory_will_not_do(monkeypatch, capsys)
     assert profiles.memory_warning("fast", available=2 * gib) is None
     full = profiles.memory_warning("full", available=4 * gib)
     assert "Ask for 8 GB" in full and "CAB420_PROFILE=fast" in full
-    assert profiles.memory_warning("full", rehearsal=True, available=4 * gib) is None   # a rehearsal's budgets are small
+    assert profiles.memory_warning("full", rehearsal=True, available=4 * gib) is None  # a rehearsal: small budgets
     monkeypatch.setattr(profiles, "usable_memory", lambda: gib)
     profiles.setup("00-test", "A test", profile="fast")
     assert "MEMORY  : this process may use 1.0 GB" in capsys.readouterr().out
