@@ -1,5 +1,6 @@
-"""limits.usable_cores: the cores a process may use, its container's CPU quota and affinity counted, on fake
-cgroup trees (v1 and v2) so the test needs no container."""
+"""cab420utils.limits: the cores and memory a process may use, its container's CPU quota, memory limit and
+affinity counted, on fake cgroup trees (v1 and v2) so the test needs no container; and what a notebook's first
+cell does with them (profiles.limit_cpu_threads, profiles.memory_warning)."""
 import os
 from pathlib import Path
 
