@@ -19,6 +19,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from cab420utils import profiles
 from cab420utils.grading import grader
 from cab420utils.grading.notebooks import student_notebook
 
@@ -312,6 +313,16 @@ def test_jobs_and_threads_follow_the_cores_this_process_may_use(tmp_path, monkey
     grader.grade(assignment, subs, jobs=2, progress=None)
     grader.grade(assignment, subs, jobs=8, progress=None)              # no more jobs than submissions
     assert seen == {"workers": [3, 2, 3], "threads": [1, 1, 1, 2, 2, 2, 1, 1, 1]}
+
+
+def test_each_run_keeps_its_share_of_threads(tmp_path, monkeypatch):
+    """The grader sets TensorFlow's thread variables for each run, so profiles.setup leaves them as they are,
+    even under a CPU quota it would otherwise size them to."""
+    monkeypatch.setattr(profiles.os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(profiles, "usable_cores", lambda: 1)
+    env = grader.child_environment(tmp_path, 3)
+    assert all(env[name] == "3" for name in profiles.TF_THREAD_VARIABLES)
+    assert profiles.limit_cpu_threads(env) is None and all(env[name] == "3" for name in profiles.TF_THREAD_VARIABLES)
 
 
 def test_default_jobs_fit_the_cores_and_the_memory():

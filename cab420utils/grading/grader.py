@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..limits import usable_cores, usable_memory
+from ..profiles import TF_THREAD_VARIABLES
 from .notebooks import WRITTEN_PLACEHOLDER, read_notebook, written_answers
 
 try:
@@ -261,8 +262,9 @@ def child_environment(root: Path, threads: int) -> dict:
         "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0", "PYTHONUNBUFFERED": "1",
         "KERAS_BACKEND": env.get("KERAS_BACKEND", "tensorflow"), "TF_CPP_MIN_LOG_LEVEL": "3",
         "CUDA_VISIBLE_DEVICES": env.get("CAB420_GRADE_GPUS", "-1"), "CAB420_PROFILE": "fast",
+        # TensorFlow's names are the ones profiles.setup leaves alone when set, so each run keeps its share
         **{k: str(threads) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                                     "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")},
+                                     *TF_THREAD_VARIABLES)},
     })
     for font_list in _matplotlib_cache().glob("fontlist-*.json"):  # spare each run rebuilding the font cache
         shutil.copy2(font_list, root / "mpl" / font_list.name)
